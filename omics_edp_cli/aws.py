@@ -1,0 +1,76 @@
+"""The one way this project reaches AWS: a session factory honouring profile, region and endpoint.
+
+Standard library and boto3 only, so the Lambda code uses it too. boto3 already reads
+`AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` from the environment; an explicit
+`endpoint_url` (the CLI's `--endpoint-url`) wins over both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import NoCredentialsError, NoRegionError, ProfileNotFound
+
+from omics_edp_cli.errors import ConfigError
+
+_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+
+
+@dataclass
+class ClientFactory:
+    """Builds (and caches) boto3 clients from one session.
+
+    `overrides` lets tests hand in a prepared client (e.g. a HealthOmics client wired to a
+    botocore `Stubber`) without patching this project's code.
+    """
+
+    profile: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    _session: boto3.session.Session | None = field(default=None, init=False, repr=False)
+    _clients: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+
+    def session(self) -> boto3.session.Session:
+        if self._session is None:
+            try:
+                self._session = boto3.session.Session(
+                    profile_name=self.profile, region_name=self.region
+                )
+            except ProfileNotFound as e:
+                raise ConfigError(
+                    f"AWS profile {self.profile!r} not found: check --profile or AWS_PROFILE"
+                ) from e
+        return self._session
+
+    @property
+    def region_name(self) -> str | None:
+        return self.session().region_name
+
+    def client(self, service: str) -> Any:
+        """Return a cached client for `service`, or the override a caller installed."""
+        if service in self.overrides:
+            return self.overrides[service]
+        if service not in self._clients:
+            kwargs: dict[str, Any] = {"config": _CLIENT_CONFIG}
+            if self.endpoint_url:
+                kwargs["endpoint_url"] = self.endpoint_url
+            try:
+                self._clients[service] = self.session().client(service, **kwargs)
+            except NoRegionError as e:
+                raise ConfigError(
+                    "No AWS region configured: pass --region or set AWS_REGION"
+                ) from e
+        return self._clients[service]
+
+
+def credential_hint(exc: Exception) -> str | None:
+    """A one-line fix for the credential/region errors botocore raises at call time."""
+    if isinstance(exc, NoCredentialsError):
+        return "No AWS credentials found: pass --profile, set AWS_PROFILE, or configure credentials"
+    if isinstance(exc, NoRegionError):
+        return "No AWS region configured: pass --region or set AWS_REGION"
+    return None

@@ -1,0 +1,27 @@
+"""This project's exceptions. Standard library only: the Lambda code raises them too.
+
+The CLI maps them to exit codes in one place (`cli/errors.py`):
+`ConfigError` → 2 (bad usage or configuration), `OperationError` → 1 (the operation ran and failed).
+"""
+
+from __future__ import annotations
+
+
+class OmicsEdpError(Exception):
+    """Base class for every error this project raises on purpose."""
+
+
+class ConfigError(OmicsEdpError):
+    """Bad input or configuration, detected before anything was changed."""
+
+
+class OperationError(OmicsEdpError):
+    """The operation ran and failed (AWS refused, the receiver is down, ...)."""
+
+
+class ArchiveError(OperationError):
+    """Writing or reading the S3 archive failed."""
+
+
+class DeliveryError(OperationError):
+    """The callback could not be delivered within the retry budget (a transient failure)."""

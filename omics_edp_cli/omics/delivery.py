@@ -1,0 +1,150 @@
+"""Callback delivery to the NGS360 WES API, with bounded retries.
+
+Retries use urllib3's `Retry` mounted through a requests `HTTPAdapter` (backoff with
+jitter, `Retry-After`, POST allowed). It is wrapped thinly for two things it lacks: a cap
+on `Retry-After` (a receiver asking for an hour would outlive the Lambda) and the attempt
+count the replay report needs (read from the retry history).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from omics_edp_cli.errors import DeliveryError
+from omics_edp_cli.omics.config import CALLBACK_PATH, DeliveryPolicy
+from omics_edp_cli.omics.secrets import Redactor
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+AUTH_HEADER = "X-Internal-API-Key"
+_BODY_LIMIT = 2000
+
+Outcome = Literal["delivered", "already_processed", "rejected"]
+
+
+class CappedRetry(Retry):
+    """`Retry` with a ceiling on how long a `Retry-After` header may make us wait."""
+
+    def __init__(self, *args: Any, retry_after_cap: float = 10.0, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.retry_after_cap = retry_after_cap
+
+    def new(self, **kw: Any) -> CappedRetry:
+        kw.setdefault("retry_after_cap", self.retry_after_cap)
+        return super().new(**kw)  # type: ignore[return-value]
+
+    def get_retry_after(self, response: Any) -> float | None:
+        value = super().get_retry_after(response)
+        return None if value is None else min(value, self.retry_after_cap)
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """A final answer from the receiver: 2xx, or a permanent 4xx that retrying cannot fix."""
+
+    outcome: Outcome
+    http_status: int
+    attempts: int
+    body: str
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome != "rejected"
+
+
+def make_session(policy: DeliveryPolicy) -> requests.Session:
+    retry = CappedRetry(
+        total=policy.max_retries,
+        connect=policy.max_retries,
+        read=policy.max_retries,
+        status=policy.max_retries,
+        other=0,
+        allowed_methods=None,  # POST too: the receiver de-duplicates on event_id
+        status_forcelist=TRANSIENT_STATUSES,
+        backoff_factor=policy.backoff_factor,
+        backoff_max=policy.backoff_max,
+        backoff_jitter=policy.backoff_jitter,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+        retry_after_cap=policy.retry_after_cap,
+    )
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry, pool_maxsize=32)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+class CallbackClient:
+    """POSTs payloads to `{api_server}/internal/callbacks/omics-state-change`."""
+
+    def __init__(
+        self,
+        api_server: str,
+        token: str | None,
+        policy: DeliveryPolicy | None = None,
+        session: requests.Session | None = None,
+    ):
+        self.url = api_server.rstrip("/") + CALLBACK_PATH
+        self.policy = policy or DeliveryPolicy()
+        self._token = token
+        self._redact = Redactor(token)
+        self.session = session or make_session(self.policy)
+
+    def deliver(self, payload: dict[str, Any]) -> DeliveryResult:
+        """Deliver once (with retries). Raises `DeliveryError` when transient failures persist."""
+        headers = {"Content-Type": "application/json"}
+        if self._token:
+            headers[AUTH_HEADER] = self._token
+        timeout = (min(3.05, self.policy.timeout), self.policy.timeout)
+        try:
+            response = self.session.post(
+                self.url, data=json.dumps(payload), headers=headers, timeout=timeout
+            )
+        except requests.RequestException as e:
+            attempts = self.policy.max_retries + 1
+            raise DeliveryError(
+                f"callback to {self.url} failed after {attempts} attempts: "
+                f"{self._redact(_short_error(e))}"
+            ) from None
+        attempts = _attempts(response)
+        body = self._redact(response.text[:_BODY_LIMIT])
+        status = response.status_code
+        if status in TRANSIENT_STATUSES or status >= 500:
+            raise DeliveryError(
+                f"callback to {self.url} still failing after {attempts} attempts: "
+                f"HTTP {status} {body[:200]}"
+            )
+        if 200 <= status < 300:
+            outcome: Outcome = "already_processed" if _already_processed(response) else "delivered"
+            log.info("callback %s: HTTP %s after %d attempt(s)", outcome, status, attempts)
+            return DeliveryResult(outcome, status, attempts, body)
+        log.error("callback rejected: HTTP %s %s", status, body)
+        return DeliveryResult("rejected", status, attempts, body)
+
+
+def _attempts(response: requests.Response) -> int:
+    retries = getattr(response.raw, "retries", None)
+    history = getattr(retries, "history", ()) or ()
+    return len(history) + 1
+
+
+def _already_processed(response: requests.Response) -> bool:
+    try:
+        return bool(response.json().get("already_processed"))
+    except (ValueError, AttributeError):
+        return False
+
+
+def _short_error(exc: requests.RequestException) -> str:
+    """The last line of a connection error, not urllib3's whole pool repr."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return str(reason or exc).splitlines()[-1][:300]

@@ -1,0 +1,63 @@
+"""AWS Lambda entry point of the Omics run event processor.
+
+Clients and settings are built lazily at module scope and reused across warm invocations.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import boto3
+
+from omics_edp_cli.omics.archive import ArchiveStore, Encryption
+from omics_edp_cli.omics.config import ProcessorSettings
+from omics_edp_cli.omics.delivery import CallbackClient
+from omics_edp_cli.omics.processor import Processor
+from omics_edp_cli.omics.secrets import RedactingFilter, Redactor, resolve_token
+
+log = logging.getLogger(__name__)
+_processor: Processor | None = None
+_redactor = Redactor()
+
+
+def configure_logging(verbose: bool, redactor: Redactor) -> None:
+    """INFO (DEBUG when verbose) for this package; botocore stays quiet; secrets masked."""
+    root = logging.getLogger()
+    if not root.handlers:  # outside Lambda (Lambda installs its own handler)
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("omics_edp_cli").setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("botocore", "boto3", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    for handler in root.handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter(redactor))
+
+
+def build_processor(settings: ProcessorSettings, session: Any = None) -> Processor:
+    session = session or boto3.session.Session()
+    token = resolve_token(session.client("secretsmanager"))
+    _redactor.add(token)
+    configure_logging(settings.verbose, _redactor)
+    archive = ArchiveStore(
+        session.client("s3"), settings.bucket, settings.prefix, Encryption(settings.kms_key_id)
+    )
+    callback = CallbackClient(settings.api_server, token, settings.delivery)
+    return Processor(archive, session.client("omics"), callback)
+
+
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    global _processor
+    if _processor is None:
+        _processor = build_processor(ProcessorSettings.from_env())
+    log.debug("received event: %s", event)
+    result = _processor.process(event)
+    # A transient delivery failure or an archive failure raises: Lambda retries the event
+    # and finally sends it to the dead-letter queue. Everything else is answered here.
+    return {"statusCode": 200 if result.ok else 400, **result.as_dict()}
+
+
+def reset() -> None:
+    """Forget the warm-start processor (tests change the environment between invocations)."""
+    global _processor
+    _processor = None

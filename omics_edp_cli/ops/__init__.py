@@ -1,0 +1,1 @@
+"""Operator workflows: packaging, deploy, replay, simulate, dlq, doctor, demo. Never shipped to Lambda."""
