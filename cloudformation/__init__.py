@@ -1,0 +1,1 @@
+"""The CloudFormation templates, shipped inside the package as `omics_edp_cli.cloudformation`."""
