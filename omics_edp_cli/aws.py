@@ -7,6 +7,7 @@ Standard library and boto3 only, so the Lambda code uses it too. boto3 already r
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,19 @@ from botocore.exceptions import NoCredentialsError, NoRegionError, ProfileNotFou
 from omics_edp_cli.errors import ConfigError
 
 _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+# Some APIs (HealthOmics: "workflows-") put a prefix on the host name. Against a custom
+# endpoint (a local fake or moto on 127.0.0.1) that would make the host unreachable.
+_CUSTOM_ENDPOINT_CONFIG = _CLIENT_CONFIG.merge(Config(inject_host_prefix=False))
+
+
+def has_custom_endpoint(service: str, endpoint_url: str | None = None) -> bool:
+    """Whether calls to `service` go to an endpoint other than AWS's own."""
+    env_name = "AWS_ENDPOINT_URL_" + service.upper().replace("-", "_")
+    return bool(endpoint_url or os.environ.get(env_name) or os.environ.get("AWS_ENDPOINT_URL"))
+
+
+def client_config(service: str, endpoint_url: str | None = None) -> Config:
+    return _CUSTOM_ENDPOINT_CONFIG if has_custom_endpoint(service, endpoint_url) else _CLIENT_CONFIG
 
 
 @dataclass
@@ -55,7 +69,7 @@ class ClientFactory:
         if service in self.overrides:
             return self.overrides[service]
         if service not in self._clients:
-            kwargs: dict[str, Any] = {"config": _CLIENT_CONFIG}
+            kwargs: dict[str, Any] = {"config": client_config(service, self.endpoint_url)}
             if self.endpoint_url:
                 kwargs["endpoint_url"] = self.endpoint_url
             try:

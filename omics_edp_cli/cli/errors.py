@@ -15,6 +15,7 @@ import traceback
 from enum import IntEnum
 from typing import Any
 
+import typer
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -22,7 +23,6 @@ from botocore.exceptions import (
     NoRegionError,
     ProfileNotFound,
 )
-import typer
 from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup

@@ -30,7 +30,7 @@ HEALTH_PATH = "/internal/callbacks/health"
 class DeliveryPolicy:
     """How hard delivery tries before the invocation is failed (and Lambda retries it).
 
-    Worst case wall time ≈ (max_retries + 1) × timeout + Σ backoff, bounded by backoff_max
+    Worst case wall time is about (max_retries + 1) * timeout + Σ backoff, bounded by backoff_max
     and retry_after_cap per wait: with the defaults, well under a minute.
     """
 
@@ -40,6 +40,20 @@ class DeliveryPolicy:
     backoff_max: float = 8.0
     backoff_jitter: float = 0.5
     retry_after_cap: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> DeliveryPolicy:
+        """Defaults, tuned by `CALLBACK_MAX_RETRIES`, `CALLBACK_TIMEOUT`, `CALLBACK_BACKOFF`."""
+        env = os.environ if env is None else env
+        defaults = cls()
+        try:
+            return cls(
+                max_retries=int(env.get(CALLBACK_MAX_RETRIES, defaults.max_retries)),
+                timeout=float(env.get(CALLBACK_TIMEOUT, defaults.timeout)),
+                backoff_factor=float(env.get(CALLBACK_BACKOFF, defaults.backoff_factor)),
+            )
+        except ValueError as e:
+            raise ConfigError(f"bad callback tuning variable: {e}") from e
 
 
 @dataclass(frozen=True)
@@ -59,20 +73,11 @@ class ProcessorSettings:
         missing = [n for n, v in ((API_SERVER, api_server), (DATA_LAKE_BUCKET, bucket)) if not v]
         if missing:
             raise ConfigError(f"environment variable(s) not set: {', '.join(missing)}")
-        defaults = DeliveryPolicy()
-        try:
-            delivery = DeliveryPolicy(
-                max_retries=int(env.get(CALLBACK_MAX_RETRIES, defaults.max_retries)),
-                timeout=float(env.get(CALLBACK_TIMEOUT, defaults.timeout)),
-                backoff_factor=float(env.get(CALLBACK_BACKOFF, defaults.backoff_factor)),
-            )
-        except ValueError as e:
-            raise ConfigError(f"bad callback tuning variable: {e}") from e
         return cls(
             api_server=api_server.rstrip("/"),
             bucket=bucket,
             prefix=(env.get(S3_PREFIX) or DEFAULT_S3_PREFIX).strip("/"),
             verbose=env.get(VERBOSE_LOGGING, "false").strip().lower() in {"true", "1", "yes"},
             kms_key_id=env.get(ARCHIVE_KMS_KEY_ID) or None,
-            delivery=delivery,
+            delivery=DeliveryPolicy.from_env(env),
         )

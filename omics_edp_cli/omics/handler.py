@@ -8,8 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import boto3
-
+from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.omics.archive import ArchiveStore, Encryption
 from omics_edp_cli.omics.config import ProcessorSettings
 from omics_edp_cli.omics.delivery import CallbackClient
@@ -34,16 +33,16 @@ def configure_logging(verbose: bool, redactor: Redactor) -> None:
             handler.addFilter(RedactingFilter(redactor))
 
 
-def build_processor(settings: ProcessorSettings, session: Any = None) -> Processor:
-    session = session or boto3.session.Session()
-    token = resolve_token(session.client("secretsmanager"))
-    _redactor.add(token)
+def build_processor(settings: ProcessorSettings, clients: ClientFactory | None = None) -> Processor:
+    clients = clients or ClientFactory()
     configure_logging(settings.verbose, _redactor)
+    token = resolve_token(clients.client("secretsmanager"))
+    _redactor.add(token)
     archive = ArchiveStore(
-        session.client("s3"), settings.bucket, settings.prefix, Encryption(settings.kms_key_id)
+        clients.client("s3"), settings.bucket, settings.prefix, Encryption(settings.kms_key_id)
     )
     callback = CallbackClient(settings.api_server, token, settings.delivery)
-    return Processor(archive, session.client("omics"), callback)
+    return Processor(archive, clients.client("omics"), callback)
 
 
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:

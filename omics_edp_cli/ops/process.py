@@ -81,7 +81,9 @@ def process_event(
         token = env.get(TOKEN_ENV) or env.get("AUTH_TOKEN")
         if not token and opts.secret_id:
             token = token_from_secret(clients.client("secretsmanager"), opts.secret_id)
-        callback = CallbackClient(str(opts.api_server), token, policy)
+        callback = CallbackClient(
+            str(opts.api_server), token, policy or DeliveryPolicy.from_env(env)
+        )
     archive = ArchiveStore(s3, bucket, opts.prefix or DEFAULT_S3_PREFIX, Encryption(opts.kms_key_id))
     processor = Processor(archive, omics, callback)
     return processor.process(event, dry_run=opts.dry_run, enrich_run=opts.enrich)

@@ -1,0 +1,117 @@
+"""`omics-edp process` through the CLI runner: exit codes, the line a user reads, the JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+from conftest import API_TOKEN, FIXTURES
+from moto import mock_aws
+from omics_helpers import BUCKET, archived_keys
+from typer.testing import CliRunner
+
+from omics_edp_cli.cli.app import app
+from omics_edp_cli.ops.receiver import Scripted
+
+runner = CliRunner()
+COMPLETED = str(FIXTURES / "omics/run-status-completed.json")
+
+
+def test_dry_run_on_a_shipped_sample_prints_payload_and_key_as_json():
+    result = runner.invoke(app, ["-o", "json", "process", "--sample", "completed", "--dry-run",
+                                 "--no-enrich"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["outcome"] == "planned"
+    assert "/omics-run-events/event_20260122_222545_" in data["archive_uri"]
+    assert data["payload"]["omics_run_id"] == "8567247"
+    assert data["reason"] == "would be skipped: no WESRunId tag on the run"
+
+
+def test_dry_run_table_output_shows_key_and_payload():
+    result = runner.invoke(app, ["process", COMPLETED, "--dry-run", "--no-enrich"])
+    assert result.exit_code == 0, result.output
+    assert "dry run: nothing written or sent" in result.stdout
+    assert '"event_id": "5a3f1bc7-af4c-33fe-91ba-a4b27b06b9a7"' in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["process", "/no/such/event.json"], "Error: /no/such/event.json: file not found"),
+        (["process", "--sample", "exploded"], "Error: no sample event 'exploded'; choose one of:"),
+        (["process"], "Error: give an EVENT.json file or --sample NAME (one of them)"),
+        (["process", COMPLETED], "Error: --bucket and --api-server required"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(args, message):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(message)
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stdout == ""
+
+
+def test_not_json_exits_2(tmp_path: Path):
+    bad = tmp_path / "event.json"
+    bad.write_text("{oops")
+    result = runner.invoke(app, ["process", str(bad), "--dry-run"])
+    assert result.exit_code == 2
+    assert "not valid JSON (line 1, column 2" in result.stderr
+
+
+def test_not_a_healthomics_event_exits_2(tmp_path: Path):
+    event = tmp_path / "s3.json"
+    event.write_text((FIXTURES / "s3/object-created.json").read_text())
+    result = runner.invoke(app, ["process", str(event), "--dry-run"])
+    assert result.exit_code == 2
+    assert "not a HealthOmics run status event: source is 'aws.s3'" in result.stderr
+
+
+@pytest.fixture
+def live(monkeypatch, receiver, fake_omics):
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        monkeypatch.setenv("OMICS_EDP_API_TOKEN", API_TOKEN)
+        monkeypatch.setenv("CALLBACK_BACKOFF", "0.01")
+        monkeypatch.setenv("CALLBACK_MAX_RETRIES", "2")
+        yield s3
+
+
+def test_process_archives_and_delivers(live, receiver):
+    result = runner.invoke(app, ["-o", "json", "process", COMPLETED, "--bucket", BUCKET,
+                                 "--api-server", receiver.url])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["outcome"] == "delivered" and data["http_status"] == 200
+    assert [r.body for r in receiver.requests] == [data["payload"]]
+    assert len(archived_keys(live)) == 1
+    assert API_TOKEN not in result.output
+
+
+def test_process_refused_by_receiver_exits_1(live, receiver):
+    receiver.script(Scripted(400, body={"detail": "Invalid state transition: COMPLETE -> RUNNING"}))
+    result = runner.invoke(app, ["process", COMPLETED, "--bucket", BUCKET,
+                                 "--api-server", receiver.url])
+    assert result.exit_code == 1
+    assert "Invalid state transition" in result.stdout
+
+
+def test_process_with_receiver_down_exits_1_with_one_line(live, closed_url):
+    result = runner.invoke(app, ["process", COMPLETED, "--bucket", BUCKET,
+                                 "--api-server", closed_url])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: callback to {closed_url}")
+    assert "failed after 3 attempts" in result.stderr
+    assert len(archived_keys(live)) == 1
+
+
+def test_process_missing_bucket_is_an_operation_failure(live, receiver):
+    result = runner.invoke(app, ["process", COMPLETED, "--bucket", "not-created-bucket",
+                                 "--api-server", receiver.url])
+    assert result.exit_code == 1
+    assert "writing s3://not-created-bucket/" in result.stderr
+    assert receiver.requests == []
