@@ -10,7 +10,6 @@ import typer
 from omics_edp_cli.cli.context import OutputFormat, app_context
 from omics_edp_cli.cli.errors import CliError, ExitCode
 from omics_edp_cli.cli.render import render_record, to_json
-from omics_edp_cli.errors import ConfigError
 from omics_edp_cli.ops.inputs import load_json_file, load_sample, sample_names
 from omics_edp_cli.ops.process import ProcessOptions, check_event, process_event
 
@@ -63,10 +62,7 @@ def process(
         event, source = load_json_file(str(event_file)), str(event_file)
     check_event(event, source)
     options = ProcessOptions(bucket, prefix, api_server, secret_id, kms_key_id, dry_run, enrich)
-    try:
-        result = process_event(event, options, app.clients)
-    except ConfigError:
-        raise
+    result = process_event(event, options, app.clients)
     for warning in result.warnings:
         app.err.print(f"[yellow]warning:[/] {warning}")
     summary = result.as_dict()

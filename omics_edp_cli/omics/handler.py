@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from omics_edp_cli.aws import ClientFactory
+from omics_edp_cli.errors import OperationError
 from omics_edp_cli.omics.archive import ArchiveStore, Encryption
 from omics_edp_cli.omics.config import ProcessorSettings
 from omics_edp_cli.omics.delivery import CallbackClient
@@ -50,9 +51,13 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     if _processor is None:
         _processor = build_processor(ProcessorSettings.from_env())
     log.debug("received event: %s", event)
-    result = _processor.process(event)
-    # A transient delivery failure or an archive failure raises: Lambda retries the event
-    # and finally sends it to the dead-letter queue. Everything else is answered here.
+    try:
+        result = _processor.process(event)
+    except OperationError as e:
+        # A transient delivery failure or an archive failure fails the invocation: Lambda
+        # retries the event and finally sends it to the dead-letter queue.
+        log.error("invocation failed, Lambda will retry: %s", e)
+        raise
     return {"statusCode": 200 if result.ok else 400, **result.as_dict()}
 
 
