@@ -1,9 +1,45 @@
-"""`omics-edp` commands of this group: not built yet (see the open issues)."""
+"""`omics-edp doctor`."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Annotated
+
 import typer
+from rich.markup import escape
+
+from omics_edp_cli.cli.context import OutputFormat, app_context
+from omics_edp_cli.cli.errors import ExitCode
+from omics_edp_cli.cli.render import to_json
+from omics_edp_cli.ops.doctor import Doctor
+
+
+def doctor(
+    ctx: typer.Context,
+    stack: Annotated[str, typer.Option("--stack", help="Name of a deployed processor or EDP stack.")],
+    hours: Annotated[
+        int, typer.Option(min=1, help="How far back to look for Lambda errors, in hours.")
+    ] = 24,
+) -> None:
+    """Check a deployed stack end to end and print a checklist with a fix for each failure.
+
+    Example: omics-edp doctor --stack prod-omics
+    """
+    app = app_context(ctx)
+    checks = Doctor(app.clients, stack, errors_window=timedelta(hours=hours)).run()
+    if app.output is OutputFormat.json:
+        app.out.print_json(to_json([c.row() for c in checks]))
+    else:
+        for c in checks:
+            mark = "[green]✓[/]" if c.ok else "[red]✗[/]"
+            app.out.print(f"{mark} {escape(c.name)}: {escape(c.detail)}")
+            if not c.ok:
+                app.out.print(f"    [yellow]fix:[/] {escape(c.fix)}")
+    failed = sum(not c.ok for c in checks)
+    app.err.print(f"{len(checks) - failed} passed, {failed} failed")
+    if failed:
+        raise typer.Exit(ExitCode.FAILED)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app (nothing yet)."""
+    app.command("doctor")(doctor)

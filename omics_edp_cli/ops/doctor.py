@@ -1,0 +1,213 @@
+"""`omics-edp doctor`: check a deployed stack end to end, one ✓/✗ line and a fix per check."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import requests
+from botocore.exceptions import BotoCoreError, ClientError
+
+from omics_edp_cli.aws import ClientFactory
+from omics_edp_cli.omics.config import HEALTH_PATH
+from omics_edp_cli.ops.stack import StackInfo, describe_stack
+
+HEALTHY_STATUSES = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
+AWS_ERRORS = (BotoCoreError, ClientError)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def row(self) -> dict[str, Any]:
+        return {"check": self.name, "ok": self.ok, "detail": self.detail, "fix": self.fix}
+
+
+HttpGet = Callable[..., Any]
+
+
+class Doctor:
+    """Runs the checks for one stack; each check turns AWS errors into a failed line."""
+
+    def __init__(self, clients: ClientFactory, stack_name: str, *, errors_window: timedelta =
+                 timedelta(hours=24), http_get: HttpGet = requests.get):
+        self.clients = clients
+        self.stack_name = stack_name
+        self.window = errors_window
+        self.http_get = http_get
+
+    def run(self) -> list[Check]:
+        stack = describe_stack(self.clients.client("cloudformation"), self.stack_name)
+        checks = [self._stack_status(stack)]
+        if "IngestQueueUrl" in stack.outputs:
+            checks += self._edp(stack)
+        else:
+            checks += self._processor(stack)
+        return checks
+
+    # -- the two stacks ---------------------------------------------------------------------
+
+    def _processor(self, stack: StackInfo) -> list[Check]:
+        function = stack.outputs.get("FunctionName", "")
+        expected = {
+            "API_SERVER": stack.parameters.get("ApiServer"),
+            "DATA_LAKE_BUCKET": stack.parameters.get("DataLakeBucket"),
+            "S3_PREFIX": stack.parameters.get("BucketPrefix"),
+        }
+        return [
+            self._guard("function configured", lambda: self._function(function, expected)),
+            self._guard("rule enabled and targeting the function",
+                        lambda: self._rule_targets(stack.outputs.get("FunctionArn", ""), "function")),
+            self._guard("dead-letter queue empty",
+                        lambda: self._queue_empty(stack.outputs.get("DeadLetterQueueUrl", ""))),
+            self._guard("no recent Lambda errors", lambda: self._lambda_errors([function])),
+            self._guard("callback endpoint reachable",
+                        lambda: self._health(stack.parameters.get("ApiServer", ""))),
+            self._guard("data-lake bucket encrypted",
+                        lambda: self._bucket_encrypted(stack.parameters.get("DataLakeBucket", ""))),
+        ]
+
+    def _edp(self, stack: StackInfo) -> list[Check]:
+        ingest = stack.outputs.get("IngestFunctionName", "")
+        flush = stack.outputs.get("FlushFunctionName", "")
+        expected = {
+            "STATE_TABLE": stack.outputs.get("StateTableName"),
+            "EVENT_BUS_NAME": stack.outputs.get("EventBusName"),
+        }
+        queue_url = stack.outputs.get("IngestQueueUrl", "")
+        bucket = stack.parameters.get("BucketName", "")
+        return [
+            self._guard("ingest function configured", lambda: self._function(ingest, expected)),
+            self._guard("flush function configured", lambda: self._function(flush, expected)),
+            self._guard("bucket sends events to EventBridge", lambda: self._bucket_eventbridge(bucket)),
+            self._guard("S3 rule enabled and targeting the ingest queue",
+                        lambda: self._rule_targets(self._queue_arn(queue_url), "ingest queue")),
+            self._guard("ingest queue wired to the ingest function",
+                        lambda: self._event_source(ingest, self._queue_arn(queue_url))),
+            self._guard("ingest dead-letter queue empty",
+                        lambda: self._queue_empty(stack.outputs.get("IngestDeadLetterQueueUrl", ""))),
+            self._guard("flush dead-letter queue empty",
+                        lambda: self._queue_empty(stack.outputs.get("FlushDeadLetterQueueUrl", ""))),
+            self._guard("no recent Lambda errors", lambda: self._lambda_errors([ingest, flush])),
+        ]
+
+    # -- individual checks ------------------------------------------------------------------
+
+    def _guard(self, name: str, check: Callable[[], tuple[bool, str, str]]) -> Check:
+        try:
+            ok, detail, fix = check()
+        except AWS_ERRORS as e:
+            return Check(name, False, f"could not check: {e}", "check permissions and --region")
+        return Check(name, ok, detail, "" if ok else fix)
+
+    def _stack_status(self, stack: StackInfo) -> Check:
+        ok = stack.status in HEALTHY_STATUSES
+        fix = "" if ok else (
+            f"inspect the failed events (aws cloudformation describe-stack-events --stack-name "
+            f"{stack.name}) and run omics-edp deploy again"
+        )
+        return Check("stack status", ok, stack.status, fix)
+
+    def _function(self, name: str, expected: dict[str, str | None]) -> tuple[bool, str, str]:
+        config = self.clients.client("lambda").get_function_configuration(FunctionName=name)
+        env = (config.get("Environment") or {}).get("Variables") or {}
+        wrong = [k for k, v in expected.items() if v is not None and env.get(k) != v]
+        if wrong:
+            return False, f"{name}: {', '.join(wrong)} differ from the stack", "run omics-edp deploy again"
+        return True, f"{name} ({config.get('Runtime')}, {config.get('State', 'Active')})", ""
+
+    def _rule_targets(self, target_arn: str, what: str) -> tuple[bool, str, str]:
+        events = self.clients.client("events")
+        names = events.list_rule_names_by_target(TargetArn=target_arn).get("RuleNames", [])
+        if not names:
+            return False, f"no EventBridge rule targets the {what}", "run omics-edp deploy again"
+        disabled = [n for n in names if events.describe_rule(Name=n).get("State") != "ENABLED"]
+        if disabled:
+            return (False, f"rule {disabled[0]} is disabled",
+                    f"aws events enable-rule --name {disabled[0]}")
+        return True, f"rule {names[0]} enabled", ""
+
+    def _queue_arn(self, url: str) -> str:
+        attrs = self.clients.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        return str(attrs["Attributes"]["QueueArn"])
+
+    def _queue_empty(self, url: str) -> tuple[bool, str, str]:
+        attrs = self.clients.client("sqs").get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        depth = int(attrs.get("ApproximateNumberOfMessages", 0)) + int(
+            attrs.get("ApproximateNumberOfMessagesNotVisible", 0))
+        name = url.rsplit("/", 1)[-1]
+        if depth:
+            return (False, f"{depth} message(s) in {name}",
+                    f"omics-edp dlq list --stack {self.stack_name}, then dlq redrive after the fix")
+        return True, f"{name} is empty", ""
+
+    def _lambda_errors(self, functions: list[str]) -> tuple[bool, str, str]:
+        cloudwatch = self.clients.client("cloudwatch")
+        end = datetime.now(UTC)
+        total = 0
+        for name in functions:
+            stats = cloudwatch.get_metric_statistics(
+                Namespace="AWS/Lambda", MetricName="Errors",
+                Dimensions=[{"Name": "FunctionName", "Value": name}],
+                StartTime=end - self.window, EndTime=end, Period=3600, Statistics=["Sum"],
+            )
+            total += int(sum(p.get("Sum", 0) for p in stats.get("Datapoints", [])))
+        hours = int(self.window.total_seconds() // 3600)
+        if total:
+            return (False, f"{total} error(s) in the last {hours} h",
+                    f"read the function logs (aws logs tail /aws/lambda/{functions[0]})")
+        return True, f"0 errors in the last {hours} h", ""
+
+    def _health(self, api_server: str) -> tuple[bool, str, str]:
+        url = api_server.rstrip("/") + HEALTH_PATH
+        try:
+            response = self.http_get(url, timeout=5)
+        except requests.RequestException as e:
+            reason = str(getattr(e.args[0], "reason", e) if e.args else e).splitlines()[-1][:120]
+            return False, f"{url}: {reason}", "check ApiServer and network access from this machine"
+        if response.status_code != 200:
+            return (False, f"{url}: HTTP {response.status_code}",
+                    "check the WES service (ENABLE_CALLBACK_ENDPOINT=true) and ApiServer")
+        return True, f"{url}: HTTP 200", ""
+
+    def _bucket_encrypted(self, bucket: str) -> tuple[bool, str, str]:
+        try:
+            rules = self.clients.client("s3").get_bucket_encryption(Bucket=bucket)[
+                "ServerSideEncryptionConfiguration"]["Rules"]
+        except ClientError as e:
+            if "ServerSideEncryptionConfigurationNotFound" not in str(e):
+                raise
+            return (False, f"{bucket}: no default encryption",
+                    f"aws s3api put-bucket-encryption --bucket {bucket} --server-side-encryption-"
+                    "configuration '{\"Rules\":[{\"ApplyServerSideEncryptionByDefault\":"
+                    "{\"SSEAlgorithm\":\"AES256\"}}]}'")
+        algorithm = rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"]
+        return True, f"{bucket}: {algorithm}", ""
+
+    def _bucket_eventbridge(self, bucket: str) -> tuple[bool, str, str]:
+        config = self.clients.client("s3").get_bucket_notification_configuration(Bucket=bucket)
+        if "EventBridgeConfiguration" not in config:
+            return (False, f"{bucket}: EventBridge notifications off",
+                    f"aws s3api put-bucket-notification-configuration --bucket {bucket} "
+                    "--notification-configuration '{\"EventBridgeConfiguration\": {}}'")
+        return True, f"{bucket}: EventBridge notifications on", ""
+
+    def _event_source(self, function: str, queue_arn: str) -> tuple[bool, str, str]:
+        mappings = self.clients.client("lambda").list_event_source_mappings(
+            FunctionName=function, EventSourceArn=queue_arn).get("EventSourceMappings", [])
+        if not mappings:
+            return False, "no event source mapping from the ingest queue", "run omics-edp deploy again"
+        state = mappings[0].get("State", "Enabled")
+        if state not in {"Enabled", "Enabling", "Updating"}:
+            return (False, f"event source mapping is {state}",
+                    f"aws lambda update-event-source-mapping --uuid {mappings[0]['UUID']} --enabled")
+        return True, f"event source mapping {state}", ""
