@@ -17,7 +17,8 @@ from botocore.exceptions import NoCredentialsError, NoRegionError, ProfileNotFou
 
 from omics_edp_cli.errors import ConfigError
 
-_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+# A pool large enough for the concurrent readers of replay and the dlq commands.
+_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=32)
 # Some APIs (HealthOmics: "workflows-") put a prefix on the host name. Against a custom
 # endpoint (a local fake or moto on 127.0.0.1) that would make the host unreachable.
 _CUSTOM_ENDPOINT_CONFIG = _CLIENT_CONFIG.merge(Config(inject_host_prefix=False))

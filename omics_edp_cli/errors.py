@@ -24,4 +24,12 @@ class ArchiveError(OperationError):
 
 
 class DeliveryError(OperationError):
-    """The callback could not be delivered within the retry budget (a transient failure)."""
+    """The callback could not be delivered within the retry budget (a transient failure).
+
+    `attempts` and `http_status` (the last answer, None for connection errors) feed the replay report.
+    """
+
+    def __init__(self, message: str, *, attempts: int | None = None, http_status: int | None = None):
+        super().__init__(message)
+        self.attempts = attempts
+        self.http_status = http_status

@@ -32,17 +32,17 @@ def process(
         typer.Option(help="Look up run tags, task logs and outputs in HealthOmics and S3."),
     ] = True,
     bucket: Annotated[
-        str | None, typer.Option(help="Data-lake bucket for the archive [env: DATA_LAKE_BUCKET].")
+        str | None, typer.Option(help="Data-lake bucket for the archive (env: DATA_LAKE_BUCKET).")
     ] = None,
     prefix: Annotated[
-        str | None, typer.Option(help="Archive key prefix [env: S3_PREFIX; default: omics-run-events].")
+        str | None, typer.Option(help="Archive key prefix (env: S3_PREFIX; default: omics-run-events).")
     ] = None,
     api_server: Annotated[
-        str | None, typer.Option(help="NGS360 WES API base URL [env: API_SERVER].")
+        str | None, typer.Option(help="NGS360 WES API base URL (env: API_SERVER).")
     ] = None,
     secret_id: Annotated[
         str | None,
-        typer.Option(help="Secrets Manager secret with {\"AUTH_TOKEN\": …} [env: ENV_SECRETS]. "
+        typer.Option(help="Secrets Manager secret with {\"AUTH_TOKEN\": …} (env: ENV_SECRETS). "
                      "OMICS_EDP_API_TOKEN or AUTH_TOKEN in the environment win."),
     ] = None,
     kms_key_id: Annotated[

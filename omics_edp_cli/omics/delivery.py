@@ -113,7 +113,8 @@ class CallbackClient:
             attempts = self.policy.max_retries + 1
             raise DeliveryError(
                 f"callback to {self.url} failed after {attempts} attempts: "
-                f"{self._redact(_short_error(e))}"
+                f"{self._redact(_short_error(e))}",
+                attempts=attempts,
             ) from None
         attempts = _attempts(response)
         body = self._redact(response.text[:_BODY_LIMIT])
@@ -121,7 +122,9 @@ class CallbackClient:
         if status in TRANSIENT_STATUSES or status >= 500:
             raise DeliveryError(
                 f"callback to {self.url} still failing after {attempts} attempts: "
-                f"HTTP {status} {body[:200]}"
+                f"HTTP {status} {body[:200]}",
+                attempts=attempts,
+                http_status=status,
             )
         if 200 <= status < 300:
             outcome: Outcome = "already_processed" if _already_processed(response) else "delivered"

@@ -1,0 +1,245 @@
+"""`omics-edp replay` throughput against a naive loop, and list calls for a one-hour window.
+
+Puts N archived payloads (default 5,000: 1,000 runs of five events) in S3 on a moto server over
+HTTP, starts a local callback receiver on 127.0.0.1, then times in this one process:
+  * naive:  list the whole archive, then for each key GET the object and POST it, one by one
+            (boto3 + `requests.post`, the loop one would write without this tool);
+  * replay: `omics-edp replay` with its defaults (8 runs at a time, no rate limit), through
+            the same ops functions the command calls.
+It prints events per second for both and the ratio (target >= 5x). The moto server and the
+receiver run as separate processes, so their CPU does not share this process's GIL with the
+code being measured. Then it fills an in-process moto S3 with 100,000 archive keys (written
+straight into moto's backend: putting them over HTTP would take minutes) and counts the
+ListObjectsV2 calls `replay` makes for a one-hour window.
+
+`--latency MS` makes the receiver take that long per callback, like the real API writing to
+its database (default 0: a local receiver that answers at once).
+
+Usage: .venv/bin/python bench/bench_replay.py [--events 5000] [--latency 0] [--big 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+STATUSES = ("PENDING", "STARTING", "RUNNING", "STOPPING", "COMPLETED")
+PREFIX = "omics-run-events"
+TOKEN = "bench-token"
+T0 = datetime(2026, 11, 23, 1, 0, 0, tzinfo=UTC)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Receiver:
+    """A minimal callback receiver: 200 `{"success": true}` after `latency` seconds; counts posts."""
+
+    def __init__(self, latency: float, port: int = 0):
+        self.count = 0
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: without TCP_NODELAY, Nagle's algorithm and
+            # the client's delayed ACK stall every answer on a kept-alive connection by ~40 ms.
+            disable_nagle_algorithm = True
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if latency:
+                    time.sleep(latency)
+                with receiver._lock:
+                    receiver.count += 1
+                data = b'{"success": true, "already_processed": false}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def fill_archive(s3: Any, bucket: str, events: int) -> None:
+    from omics_edp_cli.omics.archive import archive_key
+
+    def put(i: int) -> None:
+        run, step = divmod(i, len(STATUSES))
+        at = T0 + timedelta(seconds=run * 2 + step * 30)
+        payload = {
+            "omics_run_id": str(1000000 + run), "status": STATUSES[step],
+            "event_time": at.strftime("%Y-%m-%dT%H:%M:%SZ"), "event_id": str(uuid.uuid4()),
+            "wes_run_id": str(uuid.uuid5(uuid.NAMESPACE_DNS, f"run-{run}")),
+        }
+        s3.put_object(Bucket=bucket, Key=archive_key(PREFIX, at, payload["event_id"]),
+                      Body=json.dumps(payload).encode(), ServerSideEncryption="AES256")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(put, range(events)))
+
+
+def naive(s3: Any, bucket: str, url: str) -> int:
+    """What one writes without the tool: list everything, then GET and POST one by one."""
+    import requests
+
+    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+            for o in page.get("Contents", ())]
+    for key in keys:
+        payload = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        response = requests.post(url + "/internal/callbacks/omics-state-change", json=payload,
+                                 headers={"X-Internal-API-Key": TOKEN}, timeout=10)
+        response.raise_for_status()
+    return len(keys)
+
+
+def with_tool(bucket: str, url: str) -> tuple[int, int]:
+    from omics_edp_cli.aws import ClientFactory
+    from omics_edp_cli.ops.replay import ReplayOptions, plan_replay, replay
+
+    options = ReplayOptions(since="2026-11-23T00:00Z", until="2026-11-24T00:00Z", bucket=bucket,
+                            api_server=url)
+    clients = ClientFactory()
+    plan = plan_replay(options, clients, env={"OMICS_EDP_API_TOKEN": TOKEN})
+    result = replay(plan, clients)
+    assert result.ok, result.summary()
+    return result.summary()["delivered"], result.selection.list_calls
+
+
+def list_calls_for_one_hour(keys: int) -> tuple[int, int, int]:
+    """(keys in the window, list calls `replay` made for it, list calls a full listing needs)."""
+    from moto import mock_aws
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    from omics_edp_cli.aws import ClientFactory
+    from omics_edp_cli.ops.replay import ReplayOptions, plan_replay, select_events
+
+    endpoint = os.environ.pop("AWS_ENDPOINT_URL", None)
+    try:
+        with mock_aws():
+            clients = ClientFactory()
+            s3 = clients.client("s3")
+            bucket = "bench-big-archive"
+            s3.create_bucket(Bucket=bucket)
+            backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+            start = datetime(2026, 11, 1, tzinfo=UTC)
+            spacing = 14 * 86400 / keys  # two weeks of history
+            for i in range(keys):
+                at = start + timedelta(seconds=i * spacing)
+                key = f"{PREFIX}/event_{at:%Y%m%d_%H%M%S}_{uuid.uuid4()}.json"
+                backend.put_object(bucket, key, b"{}")
+            calls: list[int] = []
+            s3.meta.events.register("before-call.s3.ListObjectsV2", lambda **_: calls.append(1))
+            plan = plan_replay(ReplayOptions(since="2026-11-08T00:00Z", until="2026-11-08T00:59:59Z",
+                                             bucket=bucket, dry_run=True), clients)
+            selection = select_events(plan, s3)
+            return selection.listed, len(calls), math.ceil(keys / 1000)
+    finally:
+        if endpoint:
+            os.environ["AWS_ENDPOINT_URL"] = endpoint
+
+
+def wait_for_port(port: int, process: subprocess.Popen[Any], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited with {process.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise SystemExit(f"nothing listening on port {port} after {timeout:g} s")
+
+
+def serve_receiver(port: int, latency_ms: float) -> None:
+    receiver = Receiver(latency_ms / 1000, port)
+    print(receiver.url, flush=True)
+    threading.Event().wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=5000, help="archived payloads to replay")
+    parser.add_argument("--latency", type=float, default=0.0, help="receiver ms per callback")
+    parser.add_argument("--big", type=int, default=100_000, help="keys in the list-call archive")
+    parser.add_argument("--serve-receiver", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_receiver:
+        return serve_receiver(args.serve_receiver, args.latency)
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "bench"), ("AWS_SECRET_ACCESS_KEY", "bench"),
+                        ("AWS_DEFAULT_REGION", "us-east-1")):
+        os.environ.setdefault(name, value)
+    import boto3
+
+    moto_port, receiver_port = free_port(), free_port()
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                             str(moto_port)], **quiet)  # type: ignore[call-overload]
+    receiver = subprocess.Popen([sys.executable, __file__, "--serve-receiver", str(receiver_port),
+                                 "--latency", str(args.latency)], **quiet)  # type: ignore[call-overload]
+    try:
+        wait_for_port(moto_port, moto)
+        wait_for_port(receiver_port, receiver)
+        os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{moto_port}"
+        url = f"http://127.0.0.1:{receiver_port}"
+        s3 = boto3.client("s3")
+        bucket = f"bench-{uuid.uuid4().hex[:8]}"
+        s3.create_bucket(Bucket=bucket)
+        t = time.perf_counter()
+        fill_archive(s3, bucket, args.events)
+        print(f"archive: {args.events} payloads in s3://{bucket}/{PREFIX}/ "
+              f"({time.perf_counter() - t:.1f} s to write); receiver latency {args.latency:g} ms; "
+              f"{os.cpu_count()} CPUs", file=sys.stderr)
+
+        t = time.perf_counter()
+        sent = naive(s3, bucket, url)
+        naive_s = time.perf_counter() - t
+        t = time.perf_counter()
+        delivered, calls = with_tool(bucket, url)
+        tool_s = time.perf_counter() - t
+        assert sent == delivered == args.events, (sent, delivered)
+        naive_rate, tool_rate = sent / naive_s, delivered / tool_s
+        print(f"naive loop : {sent} events in {naive_s:6.2f} s = {naive_rate:7.1f} events/s")
+        print(f"replay     : {delivered} events in {tool_s:6.2f} s = {tool_rate:7.1f} events/s "
+              f"({calls} list calls)")
+        print(f"ratio      : {tool_rate / naive_rate:.1f}x (target >= 5x)")
+    finally:
+        for process in (moto, receiver):
+            process.terminate()
+            process.wait(timeout=10)
+    if args.big:
+        in_window, window_calls, full_calls = list_calls_for_one_hour(args.big)
+        print(f"list calls : {window_calls} for a one-hour window ({in_window} keys) of a "
+              f"{args.big:,}-key archive; a full listing needs {full_calls}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,358 @@
+"""`omics-edp replay`: re-send archived callback payloads to the NGS360 API, every run in order.
+
+List the window's keys (`archive_range`), then read the objects concurrently and deliver
+them as soon as that is safe (`_Reader`). Events of one WES run go one at a time in event-time
+order (the receiver rejects impossible state transitions, so a COMPLETED overtaking RUNNING
+would be lost); different runs go concurrently under one shared rate limit. Delivery is the
+Lambda's own `CallbackClient` (same retries, backoff, `Retry-After`, permanent 4xx not retried).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from omics_edp_cli.aws import ClientFactory
+from omics_edp_cli.errors import ConfigError
+from omics_edp_cli.omics.config import (
+    API_SERVER,
+    DATA_LAKE_BUCKET,
+    DEFAULT_S3_PREFIX,
+    S3_PREFIX,
+    DeliveryPolicy,
+)
+from omics_edp_cli.omics.payload import undeliverable_reason
+from omics_edp_cli.omics.secrets import token_from_secret
+from omics_edp_cli.ops.archive_range import KeyRange
+from omics_edp_cli.ops.process import TOKEN_ENV
+from omics_edp_cli.ops.replay_delivery import RunDeliverer
+from omics_edp_cli.ops.replay_read import READ_THREADS, ArchivedEvent, ArchiveReader
+from omics_edp_cli.ops.replay_report import (
+    ALREADY_PROCESSED,
+    DELIVERED,
+    FAILURE_OUTCOMES,
+    INVALID,
+    SKIPPED,
+    EventOutcome,
+    ReportWriter,
+    delivered_keys,
+)
+from omics_edp_cli.ops.stack import StackInfo, describe_stack
+from omics_edp_cli.ops.timewindow import TimeWindow, time_window
+
+DEFAULT_CONCURRENCY = 8
+
+
+class ReplayProgress(Protocol):
+    """What the CLI draws: `listing` (total unknown), then `replaying` (or `reading` in a dry run)."""
+
+    def phase(self, name: str, total: int | None) -> None: ...
+
+    def advance(self, count: int = 1) -> None: ...
+
+
+class _NoProgress:
+    def phase(self, name: str, total: int | None) -> None:
+        pass
+
+    def advance(self, count: int = 1) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """Flags as given; `plan_replay` resolves them (flag > environment > stack > default)."""
+
+    since: str
+    until: str | None = None
+    stack: str | None = None
+    bucket: str | None = None
+    prefix: str | None = None
+    api_server: str | None = None
+    statuses: tuple[str, ...] = ()
+    run_ids: tuple[str, ...] = ()
+    wes_run_ids: tuple[str, ...] = ()
+    concurrency: int = DEFAULT_CONCURRENCY
+    rate: float | None = None
+    dry_run: bool = False
+    report: Path | None = None
+    resume: Path | None = None
+
+
+@dataclass(frozen=True)
+class ReplayPlan:
+    """Everything resolved: where to read, where to send, what to skip."""
+
+    window: TimeWindow
+    bucket: str
+    prefix: str
+    api_server: str | None
+    token: str | None = field(repr=False)
+    statuses: frozenset[str] = frozenset()
+    run_ids: frozenset[str] = frozenset()
+    wes_run_ids: frozenset[str] = frozenset()
+    concurrency: int = DEFAULT_CONCURRENCY
+    rate: float | None = None
+    dry_run: bool = False
+    report: Path | None = None
+    append_report: bool = False
+    already_delivered: frozenset[str] = frozenset()
+
+    def matches(self, event: ArchivedEvent) -> bool:
+        """Filters apply to readable payloads; unreadable objects are always reported."""
+        if event.payload is None:
+            return True
+        return (
+            (not self.statuses or (event.status or "").upper() in self.statuses)
+            and (not self.run_ids or event.run in self.run_ids)
+            and (not self.wes_run_ids or event.wes_run_id in self.wes_run_ids)
+        )
+
+
+def plan_replay(
+    options: ReplayOptions,
+    clients: ClientFactory,
+    env: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+) -> ReplayPlan:
+    """Check the flags (before any AWS call), then read the stack and the token if needed."""
+    env = os.environ if env is None else env
+    now = now or datetime.now(UTC)
+    window = time_window(options.since, options.until, now)
+    if options.concurrency < 1:
+        raise ConfigError("--concurrency must be at least 1")
+    if options.rate is not None and options.rate < 0:
+        raise ConfigError("--rate must be 0 (no limit) or more events per second")
+    bucket = options.bucket or env.get(DATA_LAKE_BUCKET)
+    api_server = options.api_server or env.get(API_SERVER)
+    if not (bucket or options.stack):
+        raise ConfigError("--bucket or --stack required (or DATA_LAKE_BUCKET)")
+    if not (api_server or options.stack or options.dry_run):
+        raise ConfigError("--api-server or --stack required (or API_SERVER), or use --dry-run")
+    token = env.get(TOKEN_ENV) or env.get("AUTH_TOKEN")
+    if not (token or options.stack or options.dry_run):
+        raise ConfigError(f"no API token: set {TOKEN_ENV}, or use --stack to read the stack's secret")
+    done = delivered_keys(options.resume) if options.resume else set()
+    append = False
+    if options.report and not options.dry_run:
+        _check_writable(options.report)
+        append = options.resume is not None and _same_file(options.report, options.resume)
+
+    stack = describe_stack(clients.client("cloudformation"), options.stack) if options.stack else None
+    prefix = options.prefix or env.get(S3_PREFIX)
+    if stack is not None:
+        bucket = bucket or stack.parameter("DataLakeBucket")
+        prefix = prefix or stack.parameters.get("BucketPrefix")
+        api_server = api_server or stack.parameter("ApiServer")
+        if not token and not options.dry_run:
+            token = _stack_token(clients, stack)
+    return ReplayPlan(
+        window=window,
+        bucket=str(bucket),
+        prefix=(prefix or DEFAULT_S3_PREFIX).strip("/"),
+        api_server=api_server,
+        token=token,
+        statuses=frozenset(s.upper() for s in options.statuses),
+        run_ids=frozenset(options.run_ids),
+        wes_run_ids=frozenset(options.wes_run_ids),
+        concurrency=options.concurrency,
+        rate=options.rate or None,
+        dry_run=options.dry_run,
+        report=None if options.dry_run else options.report,
+        append_report=append,
+        already_delivered=frozenset(done),
+    )
+
+
+def _stack_token(clients: ClientFactory, stack: StackInfo) -> str:
+    secret_arn = stack.outputs.get("ApiSecretArn")
+    if not secret_arn:
+        raise ConfigError(f"no API token: set {TOKEN_ENV} (stack {stack.name!r} has no ApiSecretArn output)")
+    return token_from_secret(clients.client("secretsmanager"), secret_arn)
+
+
+def _check_writable(path: Path) -> None:
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise ConfigError(f"--report {path}: is a directory")
+    if not parent.is_dir():
+        raise ConfigError(f"--report {path}: folder {parent} does not exist")
+    if not os.access(path if path.exists() else parent, os.W_OK):
+        raise ConfigError(f"--report {path}: not writable")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    return a.resolve() == b.resolve()
+
+@dataclass
+class Selection:
+    """What the window holds after `--resume` and the filters; `events` (key order) in dry runs."""
+
+    listed: int
+    list_calls: int
+    to_read: int = 0
+    resumed: int = 0
+    filtered_out: int = 0
+    events: list[ArchivedEvent] = field(default_factory=list)
+
+    def deliverable(self) -> list[ArchivedEvent]:
+        return [e for e in self.events if e.payload is not None and not undeliverable_reason(e.payload)]
+
+    def dry_run_summary(self) -> dict[str, Any]:
+        deliverable = self.deliverable()
+        invalid = sum(1 for e in self.events if e.payload is None)
+        return {
+            "would_send": len(deliverable),
+            "first_key": deliverable[0].key if deliverable else None,
+            "last_key": deliverable[-1].key if deliverable else None,
+            "by_status": dict(sorted(Counter(e.status for e in deliverable if e.status).items())),
+            "would_skip": len(self.events) - len(deliverable) - invalid,
+            "invalid": invalid,
+            "already_delivered": self.resumed,
+            "filtered_out": self.filtered_out,
+            "listed": self.listed,
+            "list_calls": self.list_calls,
+        }
+
+
+def list_window(
+    plan: ReplayPlan, s3: Any, progress: ReplayProgress | None = None
+) -> tuple[Selection, list[str]]:
+    """The window's keys (key order) minus those `--resume` says were delivered."""
+    progress = progress or _NoProgress()
+    progress.phase("listing", None)
+    key_range = KeyRange(s3, plan.bucket, plan.prefix, plan.window)
+    keys: list[str] = []
+    for key in key_range:
+        keys.append(key)
+        progress.advance()
+    todo = [k for k in keys if k not in plan.already_delivered]
+    return Selection(len(keys), key_range.list_calls, len(todo), len(keys) - len(todo)), todo
+
+def select_events(
+    plan: ReplayPlan, s3: Any, progress: ReplayProgress | None = None, read_threads: int = READ_THREADS
+) -> Selection:
+    """List and read the whole window (what `--dry-run` shows); `events` in key order."""
+    progress = progress or _NoProgress()
+    selection, todo = list_window(plan, s3, progress)
+    progress.phase("reading", len(todo))
+    reader = ArchiveReader(plan, s3, todo, read_threads)
+    for batch in reader.batches(progress.advance):
+        selection.events.extend(batch)
+    selection.events.sort(key=lambda e: e.key)
+    selection.filtered_out = reader.filtered_out
+    return selection
+
+
+@dataclass
+class ReplayResult:
+    plan: ReplayPlan
+    selection: Selection
+    outcomes: list[EventOutcome] = field(default_factory=list)
+    interrupted: bool = False
+    elapsed: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(o.outcome for o in self.outcomes))
+
+    @property
+    def not_sent(self) -> int:
+        """Events an interruption left unsent, unread ones included (`--resume` sends them)."""
+        return self.selection.to_read - self.selection.filtered_out - len(self.outcomes)
+
+    @property
+    def failures(self) -> list[EventOutcome]:
+        return [o for o in self.outcomes if o.outcome in FAILURE_OUTCOMES]
+
+    @property
+    def problems(self) -> list[EventOutcome]:
+        """Failures and invalid objects: what the operator has to look at."""
+        return [o for o in self.outcomes if o.outcome in FAILURE_OUTCOMES or o.outcome == INVALID]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.interrupted
+
+    def summary(self) -> dict[str, int]:
+        """The four numbers of the issue, plus what was left out and why."""
+        c = self.counts()
+        rows = {
+            "delivered": c.get(DELIVERED, 0),
+            "already_processed": c.get(ALREADY_PROCESSED, 0),
+            "skipped": c.get(SKIPPED, 0) + c.get(INVALID, 0),
+            "failed": sum(c.get(o, 0) for o in FAILURE_OUTCOMES),
+        }
+        if self.interrupted:
+            rows["not_sent"] = self.not_sent
+        if self.selection.resumed:
+            rows["already_delivered_before"] = self.selection.resumed
+        if self.selection.filtered_out:
+            rows["filtered_out"] = self.selection.filtered_out
+        return rows
+
+
+def replay(
+    plan: ReplayPlan,
+    clients: ClientFactory,
+    progress: ReplayProgress | None = None,
+    stop: threading.Event | None = None,
+    policy: DeliveryPolicy | None = None,
+    env: Mapping[str, str] | None = None,
+) -> ReplayResult:
+    """Run a plan: list, then read and deliver at the same time (with `dry_run`, only read).
+
+    Setting `stop` (or Ctrl-C) stops cleanly: no new request starts, in-flight ones finish and
+    are reported; `ReplayResult.interrupted` is then True.
+    """
+    progress = progress or _NoProgress()
+    stop = stop or threading.Event()
+    started = time.monotonic()
+    s3 = clients.client("s3")
+    if plan.dry_run:
+        result = ReplayResult(plan, select_events(plan, s3, progress))
+        result.elapsed = time.monotonic() - started
+        return result
+    selection, todo = list_window(plan, s3, progress)
+    result = ReplayResult(plan, selection)
+    policy = policy or DeliveryPolicy.from_env(os.environ if env is None else env)
+    writer = ReportWriter(plan.report, append=plan.append_report) if plan.report else None
+    deliverer = RunDeliverer(plan, policy, writer, progress, stop)
+    reader = ArchiveReader(plan, s3, todo)
+    progress.phase("replaying", len(todo))
+    filtered = 0
+
+    def count_filtered() -> None:  # filtered-out events count as done on the bar
+        nonlocal filtered
+        if reader.filtered_out > filtered:
+            progress.advance(reader.filtered_out - filtered)
+            filtered = reader.filtered_out
+
+    try:
+        try:
+            for batch in reader.batches():
+                count_filtered()
+                if stop.is_set():
+                    break
+                deliverer.offer(batch)
+            count_filtered()
+            deliverer.wait()
+        except KeyboardInterrupt:
+            # Let in-flight requests finish so every sent event has its report line.
+            stop.set()
+            deliverer.wait()
+    finally:
+        deliverer.close()
+        if writer:
+            writer.close()
+        selection.filtered_out = reader.filtered_out
+        result.outcomes = deliverer.outcomes
+        result.elapsed = time.monotonic() - started
+    result.interrupted = stop.is_set() and result.not_sent > 0
+    return result

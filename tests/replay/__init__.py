@@ -1,0 +1,1 @@
+"""Helpers for the replay and dlq tests (archive payloads, DLQ message shapes)."""

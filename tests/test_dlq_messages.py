@@ -1,0 +1,106 @@
+"""Recognising dead-letter shapes and grouping them by cause (pure, no AWS)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import fixture_json
+from replay.dlq_shapes import async_invocation_dlq, destination_record
+
+from omics_edp_cli.ops.dlq import DeadLetterQueue, QueueScan, _sendable_attributes, group
+from omics_edp_cli.ops.dlq_messages import (
+    function_name,
+    function_qualifier,
+    mask_ids,
+    parse_message,
+)
+
+QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/processor-dlq"
+EVENT = fixture_json("omics/run-status-completed.json")
+
+
+def received(args: dict, message_id: str = "m-1", sent_ms: str = "1795395600000") -> dict:
+    """What ReceiveMessage returns for a message sent with `args`."""
+    return {"MessageId": message_id, "ReceiptHandle": "rh", "Body": args["MessageBody"],
+            "Attributes": {"SentTimestamp": sent_ms, "ApproximateReceiveCount": "1"},
+            "MessageAttributes": args.get("MessageAttributes", {})}
+
+
+def test_async_invocation_message():
+    args = async_invocation_dlq(EVENT, "{request_id} Task timed out", "6e0e7f3a-1c2b-4d5e-8f90-123456789abc")
+    letter = parse_message(received(args), QUEUE, default_function="omics-processor")
+    assert letter.kind == "lambda-async" and letter.event == EVENT
+    assert (letter.request_id, letter.error_code) == ("6e0e7f3a-1c2b-4d5e-8f90-123456789abc", "200")
+    assert letter.signature == "lambda:omics-processor: <id> Task timed out"
+    assert letter.failed_at is not None and letter.failed_at.year == 2026
+    assert letter.queue_name == "processor-dlq"
+
+
+def test_destination_record():
+    args = destination_record(EVENT, "omics-processor", "DeliveryError", "HTTP 503 for run 8567247")
+    letter = parse_message(received(args), QUEUE)
+    assert letter.kind == "lambda-destination" and letter.event == EVENT
+    assert letter.function == "arn:aws:lambda:us-east-1:123456789012:function:omics-processor:$LATEST"
+    assert (letter.condition, letter.error_code) == ("RetriesExhausted", "Unhandled")
+    assert letter.signature == "lambda:omics-processor: DeliveryError: HTTP 503 for run <n>"
+    assert letter.failed_at.isoformat() == "2026-11-23T01:02:03.456000+00:00"
+    assert letter.stack_trace and letter.record()["stack_trace"] == letter.stack_trace
+
+
+def test_sqs_redrive_message_keeps_body_and_attributes():
+    body = json.dumps(fixture_json("s3/object-created.json"))
+    message = received({"MessageBody": body, "MessageAttributes": {
+        "origin": {"DataType": "String", "StringValue": "eventbridge", "StringListValues": []}}})
+    message["Attributes"]["DeadLetterQueueSourceArn"] = "arn:aws:sqs:us-east-1:123456789012:edp-ingest"
+    letter = parse_message(message, QUEUE)
+    assert letter.kind == "sqs-redrive" and letter.event["source"] == "aws.s3"
+    assert letter.source == "sqs:edp-ingest"
+    assert _sendable_attributes(letter.message_attributes) == {
+        "origin": {"DataType": "String", "StringValue": "eventbridge"}}
+
+
+def test_a_non_json_body_is_kept_as_text():
+    letter = parse_message(received({"MessageBody": "plain text"}), QUEUE, default_source_queue=QUEUE)
+    assert (letter.kind, letter.event, letter.source) == ("sqs-redrive", "plain text", "sqs:processor-dlq")
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("RequestId: 6e0e7f3a-1c2b-4d5e-8f90-123456789abc Error", "RequestId: <id> Error"),
+        ("at 2026-11-23T01:02:03.456Z run 8567247", "at <time> run <n>"),
+        ("role arn:aws:iam::123456789012:role/x denied", "role <arn> denied"),
+        ("etag b1946ac92492d2347c6235b4d2611184", "etag <hex>"),
+        ("Task timed out after 60.00 seconds", "Task timed out after 60.00 seconds"),
+    ],
+)
+def test_mask_ids(text, masked):
+    assert mask_ids(text) == masked
+
+
+@pytest.mark.parametrize(
+    ("function", "name", "qualifier"),
+    [
+        ("my-fn", "my-fn", None),
+        ("arn:aws:lambda:us-east-1:1:function:my-fn", "my-fn", None),
+        ("arn:aws:lambda:us-east-1:1:function:my-fn:$LATEST", "my-fn", None),
+        ("arn:aws:lambda:us-east-1:1:function:my-fn:live", "my-fn", "live"),
+    ],
+)
+def test_function_name_and_qualifier(function, name, qualifier):
+    assert (function_name(function), function_qualifier(function)) == (name, qualifier)
+
+
+def test_group_counts_same_cause_and_orders_biggest_first():
+    queue = DeadLetterQueue(QUEUE, "processor", function="omics-processor")
+    letters = [
+        parse_message(received(async_invocation_dlq(EVENT, "{request_id} Task timed out"), f"t{i}",
+                               str(1795395600000 + i * 60_000)), QUEUE, queue.function)
+        for i in range(4)
+    ] + [parse_message(received(destination_record(EVENT, "omics-processor", "KeyError", "'x'"), "d"),
+                       QUEUE)]
+    rows = group([QueueScan(queue, {"visible": 5, "in_flight": 0, "delayed": 0}, letters)])
+    assert [(r["count"], r["kind"]) for r in rows] == [(4, "lambda-async"), (1, "lambda-destination")]
+    assert rows[0]["sample_ids"] == ["t0", "t1", "t2"]
+    assert (rows[0]["first"], rows[0]["last"]) == ("2026-11-23T01:00:00Z", "2026-11-23T01:03:00Z")
