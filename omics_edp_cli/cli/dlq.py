@@ -12,7 +12,7 @@ from rich.text import Text
 
 from omics_edp_cli.cli.context import AppContext, OutputFormat, app_context
 from omics_edp_cli.cli.errors import CliError, ExitCode
-from omics_edp_cli.cli.render import render_record, render_rows, to_json
+from omics_edp_cli.cli.render import print_json, render_record, render_rows
 from omics_edp_cli.ops.dlq import (
     DeadLetterQueue,
     Redriver,
@@ -81,7 +81,7 @@ def list_command(
         app.err.print("No messages.")
         return
     if app.output is OutputFormat.json:
-        app.out.print_json(to_json({"queues": queues, "groups": groups}))
+        print_json(app, {"queues": queues, "groups": groups})
         return
     app.out.print(_group_table(groups))
 
@@ -116,7 +116,7 @@ def show_command(
     letter = find(app.clients, _queues(app, stack, queue_url, queue, function), message_id)
     record = letter.record()
     if app.output is OutputFormat.json:
-        app.out.print_json(to_json(record))
+        print_json(app, record)
         return
     event = record.pop("event")
     for name in ("body", "attributes", "message_attributes"):
@@ -128,7 +128,7 @@ def show_command(
         for line in trace:
             app.out.print(f"  {str(line).rstrip()}", markup=False, highlight=False)
     app.out.print("Original event:")
-    app.out.print_json(to_json(event))
+    print_json(app, event)
 
 
 @dlq_app.command("redrive")

@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from omics_edp_cli.cli.context import OutputFormat, app_context
 from omics_edp_cli.cli.errors import ExitCode
-from omics_edp_cli.cli.render import to_json
+from omics_edp_cli.cli.render import print_json
 from omics_edp_cli.ops.doctor import Doctor
 
 
@@ -28,7 +28,7 @@ def doctor(
     app = app_context(ctx)
     checks = Doctor(app.clients, stack, errors_window=timedelta(hours=hours)).run()
     if app.output is OutputFormat.json:
-        app.out.print_json(to_json([c.row() for c in checks]))
+        print_json(app, [c.row() for c in checks])
     else:
         for c in checks:
             mark = "[green]✓[/]" if c.ok else "[red]✗[/]"

@@ -9,7 +9,7 @@ import typer
 
 from omics_edp_cli.cli.context import OutputFormat, app_context
 from omics_edp_cli.cli.errors import CliError, ExitCode
-from omics_edp_cli.cli.render import render_record, to_json
+from omics_edp_cli.cli.render import print_json, render_record
 from omics_edp_cli.ops.inputs import load_json_file, load_sample, sample_names
 from omics_edp_cli.ops.process import ProcessOptions, check_event, process_event
 
@@ -67,13 +67,13 @@ def process(
         app.err.print(f"[yellow]warning:[/] {warning}")
     summary = result.as_dict()
     if app.output is OutputFormat.json:
-        app.out.print_json(to_json(summary))
+        print_json(app, summary)
     else:
         payload = summary.pop("payload", None)
         summary.pop("warnings", None)
         render_record(app, summary, title="dry run: nothing written or sent" if dry_run else None)
         if payload is not None:
-            app.out.print_json(to_json(payload))
+            print_json(app, payload)
     if not result.ok:
         raise typer.Exit(ExitCode.FAILED)
 

@@ -15,6 +15,16 @@ def to_json(data: Any) -> str:
     return json.dumps(data, indent=2, default=str, ensure_ascii=False)
 
 
+def print_json(app: AppContext, data: Any) -> None:
+    """JSON on stdout: highlighted for a terminal, plain (and fast) for a pipe or file."""
+    text = to_json(data)
+    if app.out.is_terminal:
+        app.out.print_json(text)
+    else:
+        app.out.file.write(text + "\n")
+        app.out.file.flush()
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -33,7 +43,7 @@ def render_rows(
 ) -> None:
     """Print rows as a table, or as JSON (`json_data` if given, else the rows)."""
     if app.output is OutputFormat.json:
-        app.out.print_json(to_json(json_data if json_data is not None else list(rows)))
+        print_json(app, json_data if json_data is not None else list(rows))
         return
     cols = list(columns) if columns is not None else _columns(rows)
     table = Table(title=title, title_justify="left", header_style="bold")
@@ -47,7 +57,7 @@ def render_rows(
 def render_record(app: AppContext, record: Mapping[str, Any], *, title: str | None = None) -> None:
     """One object: a two-column key/value table, or JSON."""
     if app.output is OutputFormat.json:
-        app.out.print_json(to_json(record))
+        print_json(app, record)
         return
     table = Table(title=title, title_justify="left", show_header=False)
     table.add_column(style="bold")

@@ -1,0 +1,211 @@
+"""`simulate-batch --events` throughput and memory, and the ingest Lambda's DynamoDB writes.
+
+1. Writes N EventBridge `Object Created` events (default 200,000 over 500 prefixes, one
+   every 50 ms, as JSON lines) to a temporary file.
+2. In this process, alternately: a bare loop that only `json.loads` each line (the baseline),
+   and `omics-edp -o json simulate-batch --events FILE` through the real Typer app (stdout
+   to /dev/null). Prints the medians, events per second and the ratio simulate/parse
+   (target: at most 2.5). CPU time is shown next to wall time: it is steadier on a busy machine.
+3. Peak memory: the same command in a child process (its maximum RSS) on the first quarter
+   of the file and on all of it, and the Python heap peak (tracemalloc) of the simulation
+   itself: it grows with open batches and emitted batches (the output), not with events.
+4. The DynamoDB write calls the ingest handler makes for one 100-record SQS batch over 5
+   prefixes (moto; target: one per prefix plus one per emission).
+
+Usage: .venv/bin/python bench/bench_simulate.py [--events 200000] [--prefixes 500] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from datetime import UTC, datetime
+from pathlib import Path
+
+T0 = 1_772_445_600  # 2026-03-02T10:00:00Z
+
+
+def write_events(path: Path, count: int, prefixes: int, seed: int = 1) -> None:
+    rng = random.Random(seed)
+    with path.open("w", encoding="utf-8") as out:
+        for i in range(count):
+            p = rng.randrange(prefixes)
+            when = datetime.fromtimestamp(T0 + i // 20, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            out.write(json.dumps({
+                "version": "0", "id": f"{i:08x}-05d4-b198-2fde-7ededc63b103",
+                "detail-type": "Object Created", "source": "aws.s3", "account": "123456789012",
+                "time": when, "region": "us-east-1", "resources": ["arn:aws:s3:::instrument-bucket"],
+                "detail": {
+                    "version": "0", "bucket": {"name": "instrument-bucket"},
+                    "object": {"key": f"novaseq-{p % 7:02d}/run-{p:04d}/Data/L001/s_{i}.bcl.gz",
+                               "size": 524288, "etag": "b1946ac92492d2347c6235b4d2611184",
+                               "sequencer": f"{i:018X}"},
+                    "request-id": "N4N7GDK58NMKJ12R", "requester": "123456789012",
+                    "source-ip-address": "10.0.1.12", "reason": "PutObject",
+                },
+            }) + "\n")
+
+
+def parse_only(path: Path) -> None:
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            json.loads(line)
+
+
+def simulate_cli(path: Path) -> None:
+    from omics_edp_cli.cli.app import app
+
+    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null), \
+            contextlib.redirect_stderr(null):
+        try:
+            app(["-o", "json", "simulate-batch", "--events", str(path)], standalone_mode=False)
+        except SystemExit as e:
+            if e.code:
+                raise
+
+
+def timed(fn, *args) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn(*args)
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def child_peak_rss_mb(path: Path) -> float:
+    """Maximum RSS of `omics-edp simulate-batch --events path` run in a fresh process."""
+    code = ("import resource, sys; from omics_edp_cli.cli.app import app\n"
+            "try: app(['-o', 'json', 'simulate-batch', '--events', sys.argv[1]])\n"
+            "except SystemExit: pass\n"
+            "sys.stderr.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, check=True)
+    return int(done.stderr.strip().splitlines()[-1]) / 1024
+
+
+def heap_peak_mb(path: Path) -> tuple[float, int, int]:
+    from omics_edp_cli.edp.config import BatchRules
+    from omics_edp_cli.ops.sim_sources import EventLogSource
+    from omics_edp_cli.ops.simulate import simulate
+
+    tracemalloc.start()
+    [run] = simulate(EventLogSource(str(path), lambda n, r: None), [BatchRules()])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak / 2**20, len(run.emitted), run.peak_held
+
+
+def ingest_writes(records: int = 100, prefixes: int = 5) -> list[tuple[str, int, int]]:
+    """(case, DynamoDB write calls, emissions) for one SQS batch through the ingest handler."""
+    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1", "STATE_TABLE": "edp-state",
+                       "EVENT_BUS_NAME": "quilt-edp"})
+    import boto3
+    from moto import mock_aws
+
+    from omics_edp_cli.aws import ClientFactory
+    from omics_edp_cli.edp import handlers
+    from omics_edp_cli.edp.dynamodb_store import create_table
+
+    logging.disable(logging.INFO)  # the handler logs one line per invocation
+    writes = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+    results = []
+    cases = [("count 20: every prefix fills one batch", "20", 0),
+             ("count 50: nothing full", "50", 0),
+             ("count 30, prefixes already hold 20 each", "30", 1)]
+    for name, count, warm in cases:
+        with mock_aws():
+            os.environ["BUCKET_THRESHOLD_EVENT_COUNT"] = count
+            dynamodb, events = boto3.client("dynamodb"), boto3.client("events")
+            create_table(dynamodb, "edp-state")
+            events.create_event_bus(Name="quilt-edp")
+            calls: list[str] = []
+
+            def count(model, calls=calls, **_):
+                if model.name in writes:
+                    calls.append(model.name)
+
+            dynamodb.meta.events.register("before-call.dynamodb.*", count)
+            handlers.reset(clients=ClientFactory(overrides={"dynamodb": dynamodb, "events": events}),
+                           clock=lambda: float(T0))
+            for batch in range(warm + 1):
+                calls.clear()
+                body = [{"messageId": f"m{batch}-{i}", "body": json.dumps({
+                    "source": "aws.s3", "detail-type": "Object Created", "time": "2026-03-02T10:00:00Z",
+                    "detail": {"bucket": {"name": "instrument-bucket"},
+                               "object": {"key": f"run/p{i % prefixes}/b{batch}-f{i}",
+                                          "sequencer": f"{batch}{i}"}},
+                })} for i in range(records)]
+                # count emissions from the state the handler leaves
+                result = handlers.ingest_handler({"Records": body}, None)
+                assert result == {"batchItemFailures": []}, result
+            emitted = _emissions(dynamodb)
+            results.append((name, len(calls), emitted))
+            handlers.reset()
+    return results
+
+
+def _emissions(dynamodb) -> int:
+    from omics_edp_cli.edp.dynamodb_store import DynamoDBStore
+
+    store = DynamoDBStore(dynamodb, "edp-state")
+    return sum(1 for s in store.everything() for _ in s.history)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--prefixes", type=int, default=500)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        full, quarter = Path(tmp) / "events.jsonl", Path(tmp) / "quarter.jsonl"
+        write_events(full, args.events, args.prefixes)
+        with full.open() as src, quarter.open("w") as dst:
+            for i, line in enumerate(src):
+                if i == args.events // 4:
+                    break
+                dst.write(line)
+        size = full.stat().st_size / 2**20
+        print(f"{args.events:,} EventBridge S3 events over {args.prefixes} prefixes: "
+              f"{size:.0f} MB of JSON lines")
+
+        simulate_cli(quarter)  # warm up imports
+        base, sim = [], []
+        for _ in range(args.runs):
+            base.append(timed(parse_only, full))
+            sim.append(timed(simulate_cli, full))
+        b_wall, b_cpu = (statistics.median(x) for x in zip(*base, strict=True))
+        s_wall, s_cpu = (statistics.median(x) for x in zip(*sim, strict=True))
+        print(f"json.loads only (baseline):     {b_wall:6.2f} s wall, {b_cpu:6.2f} s CPU "
+              f"(median of {args.runs})")
+        print(f"simulate-batch --events -o json: {s_wall:6.2f} s wall, {s_cpu:6.2f} s CPU "
+              f"= {args.events / s_wall:,.0f} events/s")
+        print(f"ratio simulate/parse:           {s_wall / b_wall:6.2f} wall, {s_cpu / b_cpu:6.2f} CPU "
+              "(target <= 2.5)")
+
+        rss_quarter, rss_full = child_peak_rss_mb(quarter), child_peak_rss_mb(full)
+        heap_quarter, batches_quarter, held_quarter = heap_peak_mb(quarter)
+        heap_full, batches_full, held_full = heap_peak_mb(full)
+        print(f"peak RSS of the command:        {rss_quarter:6.1f} MB for {args.events // 4:,} events, "
+              f"{rss_full:6.1f} MB for {args.events:,}")
+        print(f"simulation heap peak:           {heap_quarter:6.1f} MB ({batches_quarter:,} batches, "
+              f"{held_quarter} prefixes held) vs {heap_full:6.1f} MB ({batches_full:,} batches, "
+              f"{held_full} prefixes held)")
+
+    print("DynamoDB write calls of the ingest handler, one 100-record SQS batch over 5 prefixes:")
+    for name, calls, emitted in ingest_writes():
+        print(f"  {name:42s} {calls:3d} writes  (5 prefixes + {emitted} emission(s) = {5 + emitted})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""S3 object events in every shape a user has, reduced to one small `ObjectEvent`.
+
+Shapes: the EventBridge `Object Created` event; classic S3 notifications (`Records[]`, keys
+URL-encoded with `+` for spaces); either of them inside an SQS message (a Lambda SQS record's
+`body`, or a `ReceiveMessage` message's `Body`) or an SNS notification (a Lambda SNS record,
+or the SNS envelope an SQS subscription receives). Other S3 event types (deletions, restores,
+the `s3:TestEvent`) are not object creations: they yield nothing rather than an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote_plus
+
+from omics_edp_cli.errors import ConfigError
+
+
+class S3EventError(ConfigError):
+    """A message that is not a (well-formed) S3 event; retrying cannot fix it."""
+
+
+@dataclass(slots=True)
+class ObjectEvent:
+    """One object creation. `time` is epoch seconds (the event's own time, not arrival).
+
+    `digest` identifies the write for de-duplication: a repeated delivery has the same one.
+    (Not frozen: a frozen dataclass costs four times as much to create, and the simulator
+    creates one per event.)
+    """
+
+    bucket: str
+    key: str
+    sequencer: str
+    time: float
+    size: int | None = None
+    digest: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.digest = object_digest(self.key, self.sequencer)
+
+
+def object_digest(key: str, sequencer: str) -> str:
+    """16 hex characters: short enough to keep thousands in one DynamoDB item."""
+    return hashlib.blake2b(f"{key}\0{sequencer}".encode(), digest_size=8).hexdigest()
+
+
+_time_cache: dict[str, float] = {}
+
+
+def parse_time(text: str) -> float:
+    """ISO 8601 (`2026-03-02T10:15:00Z`, with or without fraction or offset) → epoch seconds."""
+    cached = _time_cache.get(text)
+    if cached is not None:
+        return cached
+    try:
+        parsed = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise S3EventError(f"bad event time {text!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    value = parsed.timestamp()
+    # Bursts share timestamps (EventBridge times have one-second resolution).
+    if len(_time_cache) > 4096:
+        _time_cache.clear()
+    _time_cache[text] = value
+    return value
+
+
+def iso_time(epoch: float) -> str:
+    """Epoch seconds → `2026-03-02T10:15:00Z` (milliseconds only when there are some)."""
+    moment = datetime.fromtimestamp(epoch, UTC)
+    if moment.microsecond:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_message(message: Any) -> list[ObjectEvent]:
+    """Every object-created event in one message of any supported shape (a dict or JSON text)."""
+    if type(message) is dict and "detail-type" in message:  # the common case first
+        return _eventbridge(message)
+    if isinstance(message, (str, bytes)):
+        try:
+            message = json.loads(message)
+        except ValueError as e:
+            raise S3EventError(f"not JSON: {e}") from None
+    if not isinstance(message, dict):
+        raise S3EventError(f"expected a JSON object, got {type(message).__name__}")
+    if "detail-type" in message or "detail" in message:
+        return _eventbridge(message)
+    records = message.get("Records")
+    if records is not None:
+        if not isinstance(records, list):
+            raise S3EventError("'Records' is not a list")
+        events: list[ObjectEvent] = []
+        for record in records:
+            events.extend(_record(record))
+        return events
+    if "Body" in message:  # a message as SQS ReceiveMessage returns it
+        return parse_message(message["Body"])
+    if message.get("Type") == "Notification" and "Message" in message:  # SNS → SQS envelope
+        return parse_message(message["Message"])
+    if message.get("Event") == "s3:TestEvent":
+        return []
+    if "s3" in message and "eventName" in message:  # one classic record on its own
+        return _classic(message)
+    raise S3EventError(
+        "not an S3 event: expected an EventBridge event, S3 Records, or an SQS/SNS message holding one"
+    )
+
+
+def _record(record: Any) -> list[ObjectEvent]:
+    if not isinstance(record, dict):
+        raise S3EventError("a record in 'Records' is not an object")
+    if "body" in record:  # Lambda SQS record
+        return parse_message(record["body"])
+    if "Sns" in record:  # Lambda SNS record
+        sns = record["Sns"]
+        if not isinstance(sns, dict) or "Message" not in sns:
+            raise S3EventError("SNS record without a Message")
+        return parse_message(sns["Message"])
+    if "s3" in record:
+        return _classic(record)
+    raise S3EventError("a record in 'Records' is neither S3, SQS nor SNS")
+
+
+def _eventbridge(event: dict[str, Any]) -> list[ObjectEvent]:
+    source = event.get("source")
+    if source != "aws.s3":
+        raise S3EventError(f"EventBridge event from {source!r}, not aws.s3")
+    if event.get("detail-type") != "Object Created":
+        return []
+    return [eventbridge_object(event)]
+
+
+def eventbridge_object(event: dict[str, Any]) -> ObjectEvent:
+    """The object of an EventBridge `Object Created` event (source and type already checked)."""
+    try:
+        detail = event["detail"]
+        obj = detail["object"]
+        key = obj["key"]
+        bucket = detail["bucket"]["name"]
+        when = _time_cache.get(event["time"]) or parse_time(event["time"])
+    except (KeyError, TypeError) as e:
+        raise S3EventError(f"EventBridge S3 event without {e}") from None
+    if type(key) is not str or not key or type(bucket) is not str or not bucket:
+        raise S3EventError("EventBridge S3 event with an empty bucket or key")
+    sequencer = obj.get("sequencer") or obj.get("etag") or ""
+    return ObjectEvent(bucket, key, sequencer if type(sequencer) is str else str(sequencer),
+                       when, obj.get("size"))
+
+
+def _classic(record: dict[str, Any]) -> list[ObjectEvent]:
+    name = str(record.get("eventName", ""))
+    if not name.startswith("ObjectCreated:"):
+        return []
+    try:
+        s3 = record["s3"]
+        obj = s3["object"]
+        key = unquote_plus(obj["key"])
+        bucket = s3["bucket"]["name"]
+        when = record["eventTime"]
+    except (KeyError, TypeError) as e:
+        raise S3EventError(f"S3 notification record without {e}") from None
+    if not key or not isinstance(bucket, str) or not bucket:
+        raise S3EventError("S3 notification record with an empty bucket or key")
+    return [ObjectEvent(bucket, key, str(obj.get("sequencer") or obj.get("eTag") or ""),
+                        parse_time(when), obj.get("size"))]

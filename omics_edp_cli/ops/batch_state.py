@@ -1,0 +1,196 @@
+"""`batches list|show|flush`: live batch state of a deployed stack, a table or a local SQLite file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omics_edp_cli.aws import ClientFactory
+from omics_edp_cli.edp.batcher import Batcher
+from omics_edp_cli.edp.config import DEFAULT_SOURCE, BatchRules, rules_from_parameters
+from omics_edp_cli.edp.dynamodb_store import DynamoDBStore
+from omics_edp_cli.edp.emit import CollectingPublisher, EventBridgePublisher, Publisher, consumer_event
+from omics_edp_cli.edp.engine import Emission, Engine, PrefixState
+from omics_edp_cli.edp.s3events import iso_time
+from omics_edp_cli.edp.sqlite_store import SqliteStore
+from omics_edp_cli.edp.store import BatchStore, Key
+from omics_edp_cli.errors import ConfigError, OperationError
+from omics_edp_cli.ops.stack import describe_stack
+
+# The embedded default for local runs (the demo writes here too), relative to the current dir.
+DEFAULT_DB = Path(".omics-edp") / "batches.sqlite3"
+
+
+@dataclass
+class Target:
+    """Where the batch state lives, and what a forced flush publishes to."""
+
+    store: BatchStore
+    description: str
+    rules: BatchRules
+    bucket: str | None = None
+    event_bus: str | None = None
+    source: str = DEFAULT_SOURCE
+    local: bool = False
+
+
+def open_target(
+    clients: ClientFactory,
+    *,
+    stack: str | None = None,
+    table: str | None = None,
+    db: str | Path | None = None,
+    event_bus: str | None = None,
+) -> Target:
+    """Exactly one of `stack`, `table`, `db`; none of them means the local SQLite default."""
+    given = [name for name, value in (("--stack", stack), ("--table", table), ("--db", db)) if value]
+    if len(given) > 1:
+        raise ConfigError(f"give one of {', '.join(given)}")
+    if stack:
+        info = describe_stack(clients.client("cloudformation"), stack)
+        name = info.output("StateTableName")
+        return Target(
+            DynamoDBStore(clients.client("dynamodb"), name), f"table {name} (stack {stack})",
+            rules_from_parameters(info.parameters, f"stack {stack}"),
+            bucket=info.parameters.get("BucketName") or None,
+            event_bus=event_bus or info.outputs.get("EventBusName") or None,
+        )
+    if table:
+        return Target(DynamoDBStore(clients.client("dynamodb"), table), f"table {table}", BatchRules(),
+                      event_bus=event_bus)
+    path = Path(db) if db else DEFAULT_DB
+    if not path.is_file():
+        hint = "" if db else ": pass --stack, --table or --db"
+        raise ConfigError(f"no batch state file at {path}{hint}")
+    return Target(SqliteStore(path, create=False), f"SQLite file {path}", BatchRules(),
+                  event_bus=event_bus, local=True)
+
+
+def parse_prefix(text: str, bucket: str | None) -> tuple[str | None, str]:
+    """`s3://bucket/run-42/`, or `run-42` with the bucket given separately; trailing `/` added."""
+    if text.startswith("s3://"):
+        found, _, prefix = text[5:].partition("/")
+        if not found or not prefix:
+            raise ConfigError(f"{text!r}: expected s3://BUCKET/PREFIX/")
+        bucket = found
+    else:
+        prefix = text
+    prefix = prefix.lstrip("/")
+    if not prefix:
+        raise ConfigError("give a prefix, e.g. novaseq-02/run-42/")
+    return bucket, prefix if prefix.endswith("/") else prefix + "/"
+
+
+def resolve_key(target: Target, text: str, bucket: str | None, *, any_state: bool = False) -> Key:
+    """The batch key for a PREFIX argument; without a bucket, the one open batch that matches
+    (with `any_state`, also prefixes with nothing open: that reads every prefix state)."""
+    found, prefix = parse_prefix(text, bucket or target.bucket)
+    if found:
+        return (found, prefix)
+    buckets = sorted({s.bucket for s in target.store.active() if s.prefix == prefix})
+    if not buckets and any_state:
+        buckets = sorted({s.bucket for s in target.store.everything() if s.prefix == prefix})
+    if len(buckets) == 1:
+        return (buckets[0], prefix)
+    if not buckets:
+        what = "batch state" if any_state else "open batch"
+        raise ConfigError(f"no {what} for {prefix}; give the bucket (--bucket or s3://BUCKET/{prefix})")
+    raise ConfigError(f"{prefix} is in several buckets ({', '.join(buckets)}): give --bucket")
+
+
+def open_rows(store: BatchStore, now: float) -> list[dict[str, Any]]:
+    """Open batches (and prefixes with unpublished emissions), soonest flush first."""
+    rows = []
+    for state in store.active():
+        batch = state.open
+        rows.append({
+            "bucket": state.bucket,
+            "prefix": state.prefix,
+            "count": batch.count if batch else 0,
+            "opened_at": iso_time(batch.opened_at) if batch else None,
+            "age_seconds": round(now - batch.opened_at, 3) if batch else None,
+            "idle_seconds": round(now - batch.touched_at, 3) if batch else None,
+            "flush_at": iso_time(state.deadline) if state.deadline is not None else None,
+            "flush_in_seconds": round(state.deadline - now, 3) if state.deadline is not None else None,
+            "unpublished": len(state.outbox),
+            "batch_id": batch.batch_id if batch else None,
+        })
+    rows.sort(key=lambda r: (r["flush_in_seconds"] is None, r["flush_in_seconds"] or 0.0))
+    return rows
+
+
+def emission_row(e: Emission, *, published: bool) -> dict[str, Any]:
+    return {
+        "emitted_at": iso_time(e.emitted_at),
+        "bucket": e.bucket,
+        "prefix": e.prefix,
+        "count": e.count,
+        "trigger": e.trigger,
+        "first_event_at": iso_time(e.first_event_at),
+        "last_event_at": iso_time(e.last_event_at),
+        "status": "published" if published else "unpublished",
+        "batch_id": e.batch_id,
+    }
+
+
+def _history_rows(state: PrefixState) -> list[dict[str, Any]]:
+    pending = {e.batch_id for e in state.outbox}
+    return [emission_row(e, published=e.batch_id not in pending) for e in state.history]
+
+
+def recent_rows(store: BatchStore, limit: int) -> list[dict[str, Any]]:
+    """The most recent emissions across prefixes, newest first (reads every prefix state)."""
+    rows = [row for state in store.everything() for row in _history_rows(state)]
+    rows.sort(key=lambda r: r["emitted_at"], reverse=True)
+    return rows[:limit]
+
+
+def show(store: BatchStore, key: Key, now: float) -> dict[str, Any]:
+    """Everything about one prefix: its open batch and its recent emissions."""
+    state = store.get(key)
+    if state is None:
+        raise OperationError(
+            f"no batch state for s3://{key[0]}/{key[1]}: no object event has been counted for this "
+            "prefix (check the prefix depth, the ignore globs and that events reach the ingest queue)")
+    batch = state.open
+    record: dict[str, Any] = {"bucket": state.bucket, "prefix": state.prefix,
+                              "state": "open" if batch else "no open batch"}
+    if batch:
+        record.update({
+            "batch_id": batch.batch_id,
+            "count": batch.count,
+            "opened_at": iso_time(batch.opened_at),
+            "age_seconds": round(now - batch.opened_at, 3),
+            "first_event_at": iso_time(batch.first_event_at),
+            "last_event_at": iso_time(batch.last_event_at),
+            "last_object_seconds_ago": round(now - batch.touched_at, 3),
+        })
+    if state.deadline is not None:
+        record["flush_at"] = iso_time(state.deadline)
+        record["flush_in_seconds"] = round(state.deadline - now, 3)
+    record["unpublished"] = len(state.outbox)
+    record["recent"] = list(reversed(_history_rows(state)))
+    return record
+
+
+def force_flush(target: Target, clients: ClientFactory, key: Key, now: float) -> tuple[Emission | None, bool]:
+    """Emit the open batch of `key` now. Returns (emission, whether it reached an event bus)."""
+    publisher: Publisher
+    if target.event_bus:
+        publisher = EventBridgePublisher(clients.client("events"), target.event_bus, target.source)
+    elif target.local:
+        publisher = CollectingPublisher()  # a local file has no bus: the event is only printed
+    else:
+        raise ConfigError("flush needs the event bus: pass --event-bus NAME or --stack")
+    batcher = Batcher(Engine(target.rules), target.store, publisher)
+    emission = batcher.force(key, now)
+    if emission is None:
+        return None, False
+    state = target.store.get(key)
+    sent = state is not None and all(e.batch_id != emission.batch_id for e in state.outbox)
+    return emission, sent and bool(target.event_bus)
+
+
+def event_of(target: Target, emission: Emission) -> dict[str, Any]:
+    return consumer_event(emission, target.source)

@@ -1,0 +1,127 @@
+"""Threshold sets for `simulate-batch`, from flags, environment, a parameters file or a stack.
+
+Precedence, per threshold: flag > environment variable (the Lambda's names) > parameters
+file or deployed stack > default. A flag may list several values (`--count 20,50`); the sets
+compared are every combination.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from omics_edp_cli.edp.config import (
+    ENV_TO_PARAMETER,
+    P_BUCKET,
+    BatchRules,
+    parse_count,
+    parse_depth,
+    parse_globs,
+    parse_seconds,
+    rules_from_parameters,
+)
+from omics_edp_cli.errors import ConfigError
+from omics_edp_cli.ops.inputs import load_json_file
+
+MAX_SETS = 24
+
+
+@dataclass(frozen=True)
+class ThresholdFlags:
+    """The raw flag values (None when not given)."""
+
+    count: str | None = None
+    quiet: str | None = None
+    max_age: str | None = None
+    depth: str | None = None
+    ignore: str | None = None
+
+
+@dataclass(frozen=True)
+class Resolved:
+    rule_sets: list[BatchRules]
+    bucket: str | None
+    origin: str
+
+
+def parse_list(text: str, flag: str, parse: Callable[[str, str], Any]) -> list[Any]:
+    values = [v.strip() for v in text.split(",")]
+    if not all(values):
+        raise ConfigError(f"{flag}: {text!r} has an empty value; give e.g. {flag} 20,50")
+    return list(dict.fromkeys(parse(v, flag) for v in values))
+
+
+def parse_flags(flags: ThresholdFlags) -> dict[str, list[Any]]:
+    """Validate every flag (before any AWS call); only the given ones appear in the result."""
+    out: dict[str, list[Any]] = {}
+    if flags.count is not None:
+        out["count"] = parse_list(flags.count, "--count", parse_count)
+    if flags.quiet is not None:
+        out["quiet_seconds"] = parse_list(flags.quiet, "--quiet", parse_seconds)
+    if flags.max_age is not None:
+        out["max_age_seconds"] = parse_list(
+            flags.max_age, "--max-age", lambda v, w: parse_seconds(v, w, zero_ok=True))
+    if flags.depth is not None:
+        out["prefix_depth"] = parse_list(flags.depth, "--depth", parse_depth)
+    if flags.ignore is not None:
+        out["ignore"] = [parse_globs(flags.ignore)]
+    sets = 1
+    for values in out.values():
+        sets *= len(values)
+    if sets > MAX_SETS:
+        raise ConfigError(f"{sets} threshold combinations; compare at most {MAX_SETS} at once")
+    return out
+
+
+def load_parameters(path: str) -> dict[str, str]:
+    """A CloudFormation parameters file: `[{"ParameterKey": …, "ParameterValue": …}]` or `{key: value}`."""
+    data = load_json_file(path)
+    if isinstance(data, dict) and isinstance(data.get("Parameters"), list):
+        data = data["Parameters"]
+    if isinstance(data, list):
+        out = {}
+        for i, item in enumerate(data):
+            if not isinstance(item, dict) or "ParameterKey" not in item:
+                raise ConfigError(f"{path}: item {i} is not a {{ParameterKey, ParameterValue}} object")
+            out[str(item["ParameterKey"])] = str(item.get("ParameterValue", ""))
+        return out
+    if isinstance(data, dict):
+        return {str(k): str(v) for k, v in data.items()}
+    raise ConfigError(f"{path}: expected a list of {{ParameterKey, ParameterValue}} objects")
+
+
+def resolve(
+    flags: ThresholdFlags,
+    *,
+    parameters_file: str | None = None,
+    stack_parameters: Callable[[], Mapping[str, str]] | None = None,
+    stack_name: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Resolved:
+    """Every threshold set to simulate. `stack_parameters` is only called after flags validate."""
+    if parameters_file and stack_parameters:
+        raise ConfigError("give --parameters or --stack, not both")
+    given = parse_flags(flags)
+    env = os.environ if env is None else env
+    base, origin, bucket = BatchRules(), "defaults", None
+    source: Mapping[str, str] | None = None
+    if parameters_file:
+        source, origin = load_parameters(parameters_file), parameters_file
+    elif stack_parameters is not None:
+        source, origin = stack_parameters(), f"stack {stack_name}"
+    if source is not None:
+        base = rules_from_parameters(source, origin)
+        bucket = source.get(P_BUCKET) or None
+    from_env = {ENV_TO_PARAMETER[k]: v for k, v in env.items() if k in ENV_TO_PARAMETER}
+    if any(v.strip() for k, v in from_env.items() if k != P_BUCKET):
+        base = rules_from_parameters(from_env, "environment", base)
+        origin += " + environment"
+    if given:
+        origin += " + flags"
+    names = list(given)
+    sets = [replace(base, **dict(zip(names, combo, strict=True)))
+            for combo in itertools.product(*(given[n] for n in names))]
+    return Resolved(sets or [base], bucket, origin)

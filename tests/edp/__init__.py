@@ -1,0 +1,1 @@
+"""Helpers shared by the EDP tests (tests/test_edp_*.py)."""

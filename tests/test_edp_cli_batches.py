@@ -1,0 +1,175 @@
+"""`omics-edp batches list|show|flush` against a local SQLite file, a DynamoDB table and a stack (moto)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+from typer.testing import CliRunner
+
+from omics_edp_cli.cli.app import app
+from omics_edp_cli.edp.batcher import Batcher
+from omics_edp_cli.edp.config import BatchRules
+from omics_edp_cli.edp.dynamodb_store import DynamoDBStore, create_table
+from omics_edp_cli.edp.emit import CollectingPublisher
+from omics_edp_cli.edp.engine import Engine
+from omics_edp_cli.edp.s3events import ObjectEvent
+from omics_edp_cli.edp.sqlite_store import SqliteStore
+from omics_edp_cli.edp.store import BatchStore
+from omics_edp_cli.ops.batch_state import DEFAULT_DB
+
+runner = CliRunner()
+BUCKET = "instrument-bucket"
+
+
+def fill(store: BatchStore, now: float) -> None:
+    """run-42: 3 objects open; run-41: 12 objects, one batch of 10 emitted, 2 open; raw/ nothing."""
+    batcher = Batcher(Engine(BatchRules(count=10, quiet_seconds=300)), store, CollectingPublisher())
+    for run, files, ago in (("run-41", 12, 200), ("run-42", 3, 60)):
+        batcher.ingest([ObjectEvent(BUCKET, f"novaseq-02/{run}/f{i}", "s", now - ago) for i in range(files)],
+                       now - ago)
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def as_json(*args: str) -> dict:
+    result = invoke("-o", "json", "batches", *args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    path = tmp_path / "state.sqlite3"
+    store = SqliteStore(path)
+    fill(store, time.time())
+    store.close()
+    return str(path)
+
+
+def test_list_open_batches_and_recent_emissions(db: str):
+    data = as_json("list", "--db", db)
+    assert data["source"] == f"SQLite file {db}"
+    opened = {r["prefix"]: r for r in data["open"]}
+    assert {p: r["count"] for p, r in opened.items()} == {"novaseq-02/run-41/": 2, "novaseq-02/run-42/": 3}
+    assert 55 < opened["novaseq-02/run-42/"]["age_seconds"] < 120
+    assert 170 < opened["novaseq-02/run-42/"]["flush_in_seconds"] <= 240
+    [recent] = data["recent"]
+    assert (recent["prefix"], recent["count"], recent["trigger"], recent["status"]) == (
+        "novaseq-02/run-41/", 10, "count", "published")
+
+
+def test_list_as_a_table(db: str):
+    result = invoke("batches", "list", "--db", db)
+    assert result.exit_code == 0, result.output
+    assert f"Open batches in {BUCKET} (2)" in result.stdout
+    assert f"Recent emissions in {BUCKET} (1)" in result.stdout
+    assert "novaseq-02/run-42/" in result.stdout and f"batch state in SQLite file {db}" in result.stderr
+
+
+def test_the_default_local_file(db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("batches", "list")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        f"Error: no batch state file at {DEFAULT_DB}: pass --stack, --table or --db")
+    (tmp_path / DEFAULT_DB).parent.mkdir()
+    Path(db).rename(tmp_path / DEFAULT_DB)
+    assert len(as_json("list")["open"]) == 2
+
+
+def test_show_one_prefix(db: str):
+    data = as_json("show", "novaseq-02/run-42", "--db", db)
+    assert (data["state"], data["count"], data["bucket"]) == ("open", 3, BUCKET)
+    assert data["flush_in_seconds"] > 0 and data["recent"] == []
+    assert as_json("show", f"s3://{BUCKET}/novaseq-02/run-41/", "--db", db)["recent"][0]["count"] == 10
+    table = invoke("batches", "show", "novaseq-02/run-42/", "--db", db)
+    assert table.exit_code == 0 and f"s3://{BUCKET}/novaseq-02/run-42/" in table.stdout
+    assert "flush in" in table.stdout
+
+
+def test_show_what_is_not_there(db: str):
+    result = invoke("batches", "show", "novaseq-02/run-99/", "--db", db)
+    assert result.exit_code == 2 and "no batch state for novaseq-02/run-99/; give the bucket" in result.stderr
+    result = invoke("batches", "show", "novaseq-02/run-99/", "--bucket", BUCKET, "--db", db)
+    assert result.exit_code == 1
+    assert f"no batch state for s3://{BUCKET}/novaseq-02/run-99/: no object event" in result.stderr
+
+
+def test_flush_a_local_batch_prints_the_event(db: str):
+    result = invoke("-o", "json", "batches", "flush", "novaseq-02/run-42/", "--db", db)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["published"] is False
+    assert (data["event"]["detail"]["count"], data["event"]["detail"]["trigger"]) == (3, "flush")
+    assert "not sent to any bus" in result.stderr
+    assert [r["prefix"] for r in as_json("list", "--db", db)["open"]] == ["novaseq-02/run-41/"]
+    again = invoke("batches", "flush", f"s3://{BUCKET}/novaseq-02/run-42/", "--db", db)
+    assert again.exit_code == 1 and "has no open batch: nothing to flush" in again.stderr
+
+
+def test_several_targets_exit_2(db: str):
+    result = invoke("batches", "list", "--db", db, "--table", "t")
+    assert result.exit_code == 2 and "give one of --table, --db" in result.stderr
+
+
+# -- DynamoDB: a table, a stack ----------------------------------------------------------------
+
+
+@pytest.fixture
+def deployed() -> Iterator[dict]:
+    """moto: a state table with batches, the EDP bus with a consumer queue, and a stack naming them."""
+    with mock_aws():
+        dynamodb, events, sqs = (boto3.client(s) for s in ("dynamodb", "events", "sqs"))
+        create_table(dynamodb, "edp-state")
+        fill(DynamoDBStore(dynamodb, "edp-state"), time.time())
+        events.create_event_bus(Name="quilt-edp")
+        queue = sqs.create_queue(QueueName="consumer")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name="all", EventBusName="quilt-edp",
+                        EventPattern=json.dumps({"source": ["com.quiltdata.edp"]}))
+        events.put_targets(Rule="all", EventBusName="quilt-edp", Targets=[{"Id": "q", "Arn": arn}])
+        template = {
+            "Parameters": {"BucketName": {"Type": "String"}, "BucketThresholdEventCount": {"Type": "String"}},
+            "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+            "Outputs": {"StateTableName": {"Value": "edp-state"}, "EventBusName": {"Value": "quilt-edp"}},
+        }
+        boto3.client("cloudformation").create_stack(
+            StackName="prod-edp", TemplateBody=json.dumps(template),
+            Parameters=[{"ParameterKey": "BucketName", "ParameterValue": BUCKET},
+                        {"ParameterKey": "BucketThresholdEventCount", "ParameterValue": "10"}])
+        yield {"sqs": sqs, "queue": queue}
+
+
+def test_list_and_show_a_table(deployed):
+    data = as_json("list", "--table", "edp-state")
+    assert sorted(r["count"] for r in data["open"]) == [2, 3] and len(data["recent"]) == 1
+    assert as_json("show", "novaseq-02/run-42/", "--table", "edp-state")["count"] == 3
+
+
+def test_flush_through_a_stack_publishes_to_its_bus(deployed):
+    result = invoke("-o", "json", "batches", "flush", "novaseq-02/run-42/", "--stack", "prod-edp")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["published"] is True
+    assert "published to event bus quilt-edp" in result.stderr
+    response = deployed["sqs"].receive_message(QueueUrl=deployed["queue"], MaxNumberOfMessages=10)
+    [message] = response["Messages"]
+    detail = json.loads(message["Body"])["detail"]
+    assert (detail["prefix"], detail["count"], detail["trigger"]) == ("novaseq-02/run-42/", 3, "flush")
+    data = as_json("show", "novaseq-02/run-42/", "--table", "edp-state")  # found with nothing open
+    assert data["state"] == "no open batch" and data["recent"][0]["status"] == "published"
+
+
+def test_flush_a_table_needs_an_event_bus(deployed):
+    result = invoke("batches", "flush", "novaseq-02/run-42/", "--table", "edp-state")
+    assert result.exit_code == 2
+    assert "flush needs the event bus: pass --event-bus NAME or --stack" in result.stderr
+    ok = invoke("batches", "flush", "novaseq-02/run-42/", "--table", "edp-state", "--event-bus", "quilt-edp")
+    assert ok.exit_code == 0, ok.output

@@ -1,0 +1,350 @@
+"""`omics-edp simulate-batch` through the CLI runner: inputs, thresholds, output contract, exit codes."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import boto3
+import pytest
+from conftest import FIXTURES
+from edp.samples import (
+    classic_records,
+    eventbridge_event,
+    receive_message,
+    sns_notification,
+    sqs_lambda_event,
+)
+from moto import mock_aws
+from rich.console import Console
+from typer.testing import CliRunner
+
+from omics_edp_cli.cli.app import app
+from omics_edp_cli.cli.context import AppContext
+from omics_edp_cli.edp.config import BatchRules
+from omics_edp_cli.edp.s3events import ObjectEvent, parse_time
+from omics_edp_cli.ops.sim_sources import S3ListingSource
+from omics_edp_cli.ops.simulate import simulate, summary
+
+runner = CliRunner()
+PARAMS = str(FIXTURES / "params/edp.parameters.json")
+T = "2026-03-02T10:{:02d}:{:02d}Z"
+
+
+def invoke(*args: str, input: str | None = None):
+    return runner.invoke(app, list(args), input=input)
+
+
+def as_json(*args: str, input: str | None = None) -> dict:
+    result = invoke("-o", "json", "simulate-batch", *args, input=input)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def write_lines(path: Path, messages: list) -> str:
+    path.write_text("".join((m if isinstance(m, str) else json.dumps(m)) + "\n" for m in messages))
+    return str(path)
+
+
+# -- synthetic bursts and output -------------------------------------------------------------------
+
+
+def test_synthetic_burst_table_output():
+    result = invoke("simulate-batch", "--prefixes", "2", "--files", "45", "--interval", "5", "--tick", "0")
+    assert result.exit_code == 0, result.output
+    assert "Emitted batches (count 20 · quiet 5m · depth 2 · max-age off · tick exact)" in result.stdout
+    assert "burst/run-1/" in result.stdout and "burst/run-2/" in result.stdout
+    assert "6 (4 count, 2 quiet)" in result.stdout
+    assert "2 (2 split into several batches)" in result.stdout
+    assert "thresholds from defaults" in result.stderr
+
+
+def test_json_output_is_the_exact_events_a_consumer_receives():
+    data = as_json("--prefixes", "3", "--files", "30", "--interval", "1", "--count", "25")
+    assert data["thresholds"]["count"] == 25 and data["thresholds"]["tick_seconds"] == 60
+    assert data["summary"]["counted"] == 90 and data["summary"]["batches"] == 6
+    event = data["events"][0]
+    assert set(event) == {"version", "detail-type", "source", "time", "resources", "detail"}
+    assert (event["source"], event["detail-type"]) == ("com.quiltdata.edp", "package-objects-ready")
+    assert event["resources"] == ["arn:aws:s3:::instrument-bucket"]
+    assert set(event["detail"]) == {"version", "bucket", "prefix", "count", "batch_id", "first_event_at",
+                                    "last_event_at", "trigger"}
+    assert [e["detail"]["count"] for e in data["events"]] == [25, 25, 25, 5, 5, 5]
+    times = [e["time"] for e in data["events"]]
+    assert times == sorted(times)
+    # 5 files remain after the count batch; quiet deadline at 08:00:29 + 300 s, next tick 08:05:60
+    assert data["events"][-1]["time"] == "2026-01-05T08:06:00Z"
+    assert data["events"][-1]["detail"]["first_event_at"] == "2026-01-05T08:00:25Z"
+
+
+def test_comparison_of_several_threshold_sets():
+    result = invoke("simulate-batch", "--prefixes", "3", "--files", "120", "--interval", "5",
+                    "--count", "20,50", "--quiet", "60,5m")
+    assert result.exit_code == 0, result.output
+    assert "4 threshold sets (depth 2 · max age off · tick 1m)" in result.stdout
+    data = as_json("--prefixes", "3", "--files", "120", "--interval", "5", "--count", "20,50",
+                   "--quiet", "60,5m")
+    runs = data["runs"]
+    assert [(r["thresholds"]["count"], r["thresholds"]["quiet_seconds"]) for r in runs] == [
+        (20, 60.0), (20, 300.0), (50, 60.0), (50, 300.0)]
+    assert [r["summary"]["batches"] for r in runs] == [18, 18, 9, 9]
+    assert all(r["summary"]["counted"] == 360 for r in runs)
+
+
+def test_max_age_and_duplicates_in_a_synthetic_burst():
+    data = as_json("--prefixes", "1", "--files", "200", "--interval", "20", "--count", "1000",
+                   "--quiet", "60", "--max-age", "30m", "--duplicates", "0.2", "--seed", "3")
+    assert data["summary"]["duplicates"] > 10 and data["summary"]["counted"] == 200
+    assert data["summary"]["by_trigger"] == {"quiet": 1, "max-age": 2}
+
+
+def test_a_scenario_file(tmp_path: Path):
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(
+        "bucket: lab-bucket\n"
+        "start: 2026-03-02T08:00:00Z\n"
+        "bursts:\n"
+        "  - prefix: novaseq-01/run-{i}/\n    prefixes: 2\n    files: 30\n    interval: 2\n"
+        "  - prefix: miseq/run-9\n    at: 1h\n    files: 5\n    interval: 1\n"
+        "  - prefix: scratch/tmp\n    at: '2026-03-02T09:30:00Z'\n    files: 3\n")
+    data = as_json("--scenario", str(scenario), "--ignore", "scratch/*", "--tick", "0")
+    assert data["summary"]["counted"] == 65 and data["summary"]["ignored"] == 3
+    batches = [(e["detail"]["bucket"], e["detail"]["prefix"], e["detail"]["count"]) for e in data["events"]]
+    assert batches == [("lab-bucket", "novaseq-01/run-1/", 20), ("lab-bucket", "novaseq-01/run-2/", 20),
+                       ("lab-bucket", "novaseq-01/run-1/", 10), ("lab-bucket", "novaseq-01/run-2/", 10),
+                       ("lab-bucket", "miseq/run-9/", 5)]
+    assert data["events"][-1]["detail"]["first_event_at"] == "2026-03-02T09:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("bursts: []\n", "expected a mapping with a non-empty 'bursts' list"),
+        ("bursts:\n  - files: 0\n", "bursts[0].files: 0 is not a whole number of 1 or more"),
+        ("bursts:\n  - files: 3\n    colour: red\n", "bursts[0]: unknown key(s): colour"),
+        ("bursts: [\n", "not valid YAML"),
+    ],
+)
+def test_scenario_errors_exit_2(tmp_path: Path, text: str, message: str):
+    scenario = tmp_path / "bad.yaml"
+    scenario.write_text(text)
+    result = invoke("simulate-batch", "--scenario", str(scenario))
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and result.stdout == ""
+
+
+# -- event logs ----------------------------------------------------------------------------------
+
+SHAPES = {
+    "eventbridge": lambda k, s, t: eventbridge_event(k, s, time=t),
+    "eventbridge-in-sqs": lambda k, s, t: sqs_lambda_event([eventbridge_event(k, s, time=t)]),
+    "sqs-receive-message": lambda k, s, t: receive_message(eventbridge_event(k, s, time=t)),
+    "s3-records": lambda k, s, t: {"Records": [{**classic_records([k], s)["Records"][0], "eventTime": t}]},
+    "s3-records-in-sns": lambda k, s, t: sns_notification(
+        {"Records": [{**classic_records([k], s)["Records"][0], "eventTime": t}]}),
+    "s3-records-in-sns-in-sqs": lambda k, s, t: sqs_lambda_event([sns_notification(
+        {"Records": [{**classic_records([k], s)["Records"][0], "eventTime": t}]})]),
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_events_file_in_every_shape(tmp_path: Path, shape: str):
+    make = SHAPES[shape]
+    lines = [make(f"novaseq-01/run 1/f{i}.bcl", f"S{i}", T.format(0, i)) for i in range(25)]
+    lines += [make("novaseq-01/run 1/f3.bcl", "S3", T.format(0, 40))]  # a repeated delivery
+    data = as_json("--events", write_lines(tmp_path / "events.jsonl", lines), "--tick", "0")
+    assert data["summary"]["counted"] == 25 and data["summary"]["duplicates"] == 1
+    details = [e["detail"] for e in data["events"]]
+    assert [(d["prefix"], d["count"], d["trigger"]) for d in details] == [
+        ("novaseq-01/run 1/", 20, "count"), ("novaseq-01/run 1/", 5, "quiet")]
+    assert data["events"][1]["time"] == "2026-03-02T10:05:24Z"
+
+
+def test_a_malformed_line_is_reported_with_its_number_and_the_rest_is_processed(tmp_path: Path):
+    lines = [eventbridge_event(f"a/b/f{i}", f"S{i}", time=T.format(1, i)) for i in range(6)]
+    lines.insert(2, "{not json at all")
+    lines.insert(5, {"hello": "world"})
+    lines.append("")  # blank lines are fine
+    lines.append(eventbridge_event("a/b/deleted", "S9", time=T.format(1, 9), detail_type="Object Deleted"))
+    path = write_lines(tmp_path / "events.jsonl", lines)
+    result = invoke("-o", "json", "simulate-batch", "--events", path)
+    assert result.exit_code == 0, result.output
+    assert "warning: line 3: not JSON" in result.stderr
+    assert "warning: line 6: not an S3 event" in result.stderr
+    data = json.loads(result.stdout)
+    s = data["summary"]
+    assert (s["counted"], s["malformed"], s["not_object_created"]) == (6, 2, 1)
+
+
+def test_events_from_stdin():
+    text = "\n".join(json.dumps(eventbridge_event(f"a/b/{i}", f"S{i}")) for i in range(3))
+    data = as_json("--events", "-", input=text)
+    assert data["summary"]["counted"] == 3
+
+
+def test_events_file_not_found_exits_2():
+    result = invoke("simulate-batch", "--events", "/no/such/file.jsonl")
+    assert result.exit_code == 2 and "Error: /no/such/file.jsonl: file not found" in result.stderr
+
+
+# -- thresholds ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--count", "0"], "--count: 0 is not allowed, use 1 to 10000"),
+        (["--count", "-3"], "--count: -3 is not allowed"),
+        (["--count", "many"], "--count: 'many' is not a whole number"),
+        (["--count", "20,"], "--count: '20,' has an empty value"),
+        (["--quiet", "0"], "--quiet: 0 seconds is not allowed, use more than 0"),
+        (["--quiet", "-60"], "--quiet: -60 seconds is not allowed"),
+        (["--quiet", "soon"], "--quiet: 'soon' is not a number of seconds"),
+        (["--quiet", "nan"], "--quiet: nan seconds is not allowed"),
+        (["--max-age", "-1"], "--max-age: -1 seconds is not allowed, use 0 (off) or more"),
+        (["--depth", "0"], "--depth: 0 is not allowed"),
+        (["--tick", "-5"], "--tick: -5 seconds is not allowed"),
+        (["--count", "1,2,3,4,5", "--quiet", "1,2,3,4,5"], "25 threshold combinations"),
+        (["--parameters", PARAMS, "--stack", "prod-edp"], "give --parameters or --stack, not both"),
+        (["--events", "a.jsonl", "--from-s3", "s3://bucket/x"], "give one input: --events or --from-s3"),
+        (["--events", "a.jsonl", "--files", "3"], "--files describe a synthetic burst"),
+        (["--from-s3", "bucket/x"], "is not an s3://bucket/prefix URI"),
+        (["--start", "tomorrow"], "--start: 'tomorrow' is not an ISO 8601 time"),
+    ],
+)
+def test_bad_thresholds_and_usage_exit_2_with_one_line(args, message):
+    result = invoke("simulate-batch", *args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("Error: ") and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
+
+
+def test_thresholds_from_a_parameters_file_and_flags_over_them(tmp_path: Path):
+    lines = [eventbridge_event(k, f"S{i}", time=T.format(0, i)) for i, k in
+             enumerate(["raw/x/1", "scratch/y/2", "top.txt", "a/b/1", "a/b/2"])]
+    path = write_lines(tmp_path / "e.jsonl", lines)
+    result = invoke("-o", "json", "simulate-batch", "--events", path, "--parameters", PARAMS)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["thresholds"] == {"prefix_depth": 2, "count": 20, "quiet_seconds": 300.0,
+                                  "max_age_seconds": None, "ignore": ["raw/*", "scratch/*"],
+                                  "tick_seconds": 60.0}
+    assert (data["summary"]["ignored"], data["summary"]["shallow"], data["summary"]["counted"]) == (2, 1, 2)
+    assert f"thresholds from {PARAMS}" in result.stderr
+    flagged = as_json("--events", path, "--parameters", PARAMS, "--count", "2", "--ignore", "")
+    assert flagged["thresholds"]["count"] == 2 and flagged["thresholds"]["ignore"] == []
+    assert flagged["summary"]["by_trigger"] == {"count": 1, "quiet": 2}  # raw/x/ and scratch/y/ now count
+
+
+def test_a_bad_parameters_file_exits_2(tmp_path: Path):
+    bad = tmp_path / "p.json"
+    bad.write_text(json.dumps([{"ParameterKey": "BucketThresholdEventCount", "ParameterValue": "0"}]))
+    result = invoke("simulate-batch", "--parameters", str(bad))
+    assert result.exit_code == 2
+    assert f"BucketThresholdEventCount in {bad}: 0 is not allowed" in result.stderr
+
+
+def test_environment_thresholds_sit_between_flags_and_files(monkeypatch):
+    monkeypatch.setenv("BUCKET_THRESHOLD_EVENT_COUNT", "7")
+    data = as_json("--prefixes", "1", "--files", "10", "--parameters", PARAMS)
+    assert data["thresholds"]["count"] == 7
+    assert as_json("--prefixes", "1", "--files", "10", "--count", "4")["thresholds"]["count"] == 4
+
+
+TEMPLATE = {
+    "Parameters": {name: {"Type": "String", "Default": value} for name, value in {
+        "BucketName": "instrument-bucket", "BucketIgnorePrefixes": "raw/*", "BucketPrefixDepth": "3",
+        "BucketThresholdDuration": "120", "BucketThresholdEventCount": "10",
+        "EventBusName": "quilt-edp"}.items()},
+    "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+}
+
+
+@mock_aws
+def test_thresholds_from_a_deployed_stack():
+    boto3.client("cloudformation").create_stack(
+        StackName="prod-edp", TemplateBody=json.dumps(TEMPLATE),
+        Parameters=[{"ParameterKey": "BucketThresholdEventCount", "ParameterValue": "12"}])
+    result = invoke("-o", "json", "simulate-batch", "--stack", "prod-edp", "--prefixes", "1", "--files", "30")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    t = data["thresholds"]
+    assert (t["count"], t["quiet_seconds"], t["prefix_depth"]) == (12, 120.0, 3)
+    assert data["events"][0]["detail"]["prefix"] == "burst/run-1/part-2/"
+    assert "thresholds from stack prod-edp" in result.stderr
+
+
+@mock_aws
+def test_a_missing_stack_exits_2():
+    result = invoke("simulate-batch", "--stack", "nope")
+    assert result.exit_code == 2 and "stack 'nope' not found" in result.stderr
+
+
+# -- an S3 listing -------------------------------------------------------------------------------
+
+
+@mock_aws
+def test_from_s3_uses_last_modified_and_says_it_is_approximate():
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="instrument-bucket")
+    for i in range(25):
+        s3.put_object(Bucket="instrument-bucket", Key=f"novaseq-02/run-{i % 2}/f{i}.bcl", Body=b"x")
+    s3.put_object(Bucket="instrument-bucket", Key="novaseq-02/readme.txt", Body=b"x")
+    s3.put_object(Bucket="instrument-bucket", Key="other/run/f.bcl", Body=b"x")
+    result = invoke("-o", "json", "simulate-batch", "--from-s3", "s3://instrument-bucket/novaseq-02/",
+                    "--count", "10")
+    assert result.exit_code == 0, result.output
+    assert "LastModified" in result.stderr and "approximate" in result.stderr
+    data = json.loads(result.stdout)
+    assert (data["summary"]["counted"], data["summary"]["shallow"]) == (25, 1)
+    assert sorted((e["detail"]["prefix"], e["detail"]["count"]) for e in data["events"]) == [
+        ("novaseq-02/run-0/", 3), ("novaseq-02/run-0/", 10),
+        ("novaseq-02/run-1/", 2), ("novaseq-02/run-1/", 10)]
+
+
+def test_s3_listing_sorts_beyond_memory_by_spilling():
+    class Lister:  # a paginator over keys whose times run backwards, 3 pages
+        def get_paginator(self, name):
+            return self
+
+        def paginate(self, **_):
+            for page in range(3):
+                yield {"Contents": [{"Key": f"a/b/{page}-{i}", "ETag": '"e"', "Size": 1,
+                                     "LastModified": datetime.fromtimestamp(1e9 - page * 100 - i, UTC)}
+                                    for i in range(50)]}
+
+    source = S3ListingSource(Lister(), "s3://bucket-x/a/", chunk=40)
+    times = [e.time for e in source]
+    assert len(times) == 150 and times == sorted(times) and source.listed == 150
+
+
+# -- streaming -----------------------------------------------------------------------------------
+
+
+def test_memory_grows_with_open_batches_not_with_events():
+    def stream():  # 50,000 events over 5,000 prefixes, ten at a time, one prefix after another
+        for i in range(50_000):
+            yield ObjectEvent("b", f"run/p{i // 10}/f{i}", "s", 1e9 + i)
+
+    [run] = simulate(stream(), [BatchRules(count=10, quiet_seconds=60)], tick=60)
+    result = summary(run)
+    assert result["batches"] == 5_000 and result["counted"] == 50_000
+    # only prefixes inside the de-duplication window (15 min ≈ 90 prefixes here) are held
+    assert result["peak_prefixes_held"] < 150
+
+
+def test_time_parsing_for_the_samples():
+    assert parse_time(T.format(0, 0)) == parse_time("2026-03-02T10:00:00+00:00")
+
+
+def test_a_long_input_shows_a_progress_bar_on_a_terminal():
+    err = io.StringIO()
+    context = AppContext(err=Console(file=err, force_terminal=True, width=100))
+    args = ["simulate-batch", "--prefixes", "100", "--files", "1000", "--interval", "0.1"]
+    result = runner.invoke(app, args, obj=context)
+    assert result.exit_code == 0, result.output
+    assert "simulating" in err.getvalue() and "100,000 events" in err.getvalue()
+    quiet = invoke("simulate-batch", "--prefixes", "2", "--files", "5")  # short input: no bar
+    assert "simulating" not in quiet.stderr

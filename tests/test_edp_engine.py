@@ -1,0 +1,349 @@
+"""The batching engine: every rule of DESIGN §1.2, its boundaries, and its invariants (hypothesis)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from omics_edp_cli.edp.config import BatchRules
+from omics_edp_cli.edp.engine import (
+    IGNORED,
+    MIN_DEDUPE_WINDOW,
+    SHALLOW,
+    Emission,
+    Engine,
+    PrefixState,
+    batch_id,
+)
+from omics_edp_cli.edp.memory_store import MemoryStore
+from omics_edp_cli.edp.s3events import ObjectEvent
+from omics_edp_cli.errors import ConfigError
+
+T0 = 1_767_600_000.0  # 2026-01-05T08:00:00Z
+BUCKET = "instrument-bucket"
+
+
+def ev(key: str, t: float, seq: str | None = None) -> ObjectEvent:
+    return ObjectEvent(BUCKET, key, seq or f"SEQ-{key}", t)
+
+
+def state(prefix: str = "run/a/") -> PrefixState:
+    return PrefixState(BUCKET, prefix)
+
+
+def engine(**rules) -> Engine:
+    return Engine(BatchRules(**rules))
+
+
+# -- batch key, ignore globs, shallow keys -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("depth", "key", "expected"),
+    [
+        (2, "instrument/exp-1/file.bcl", "instrument/exp-1/"),
+        (2, "instrument/exp-1/Data/L001/file.bcl", "instrument/exp-1/"),
+        (1, "instrument/exp-1/file.bcl", "instrument/"),
+        (3, "a/b/c/d.txt", "a/b/c/"),
+        (2, "instrument/file.bcl", SHALLOW),  # one directory, depth 2
+        (2, "file.bcl", SHALLOW),
+        (3, "a/b/c", SHALLOW),
+        (2, "a/b/", "a/b/"),  # a folder marker object is in its own prefix
+    ],
+)
+def test_batch_key_is_first_depth_segments_with_trailing_slash(depth, key, expected):
+    assert engine(prefix_depth=depth).classify(key) == expected
+
+
+@pytest.mark.parametrize(
+    ("globs", "key", "ignored"),
+    [
+        (("raw/*",), "raw/x/y/z.bin", True),  # * matches across /
+        (("raw/*",), "raw2/x/y.bin", False),
+        (("raw/",), "raw/x/y.bin", True),  # a bare prefix means everything under it
+        (("*/tmp/*",), "run/tmp/a/b", True),
+        (("*.tmp",), "run/a/file.tmp", True),
+        (("scratch/*", " raw/* "), "raw/a/b", True),
+        ((), "raw/a/b", False),
+    ],
+)
+def test_ignore_globs(globs, key, ignored):
+    result = engine(ignore=globs).classify(key)
+    assert (result == IGNORED) is ignored
+
+
+def test_an_ignored_shallow_key_counts_as_ignored():
+    assert engine(ignore=("top.txt",)).classify("top.txt") == IGNORED
+
+
+# -- count trigger -----------------------------------------------------------------------------
+
+
+def test_count_trigger_emits_at_exactly_the_threshold():
+    eng, s = engine(count=3), state()
+    added = eng.add(s, [ev("run/a/1", T0), ev("run/a/2", T0 + 1)], T0 + 1)
+    assert added.emitted == [] and s.open is not None and s.open.count == 2
+    added = eng.add(s, [ev("run/a/3", T0 + 2)], T0 + 2)
+    [batch] = added.emitted
+    assert (batch.count, batch.trigger, batch.emitted_at) == (3, "count", T0 + 2)
+    assert s.open is None and s.deadline is None
+
+
+def test_after_a_count_emission_the_next_object_opens_a_new_batch():
+    eng, s = engine(count=2), state()
+    added = eng.add(s, [ev(f"run/a/{i}", T0 + i) for i in range(5)], T0 + 5)
+    assert [b.count for b in added.emitted] == [2, 2]
+    assert s.open is not None and s.open.count == 1
+    assert len({b.batch_id for b in added.emitted} | {s.open.batch_id}) == 3
+
+
+def test_count_of_one_emits_every_object():
+    eng, s = engine(count=1), state()
+    added = eng.add(s, [ev("run/a/1", T0), ev("run/a/2", T0)], T0)
+    assert [b.count for b in added.emitted] == [1, 1] and s.open is None
+
+
+# -- quiet trigger -----------------------------------------------------------------------------
+
+
+def test_quiet_deadline_is_last_new_object_plus_duration():
+    eng, s = engine(quiet_seconds=300), state()
+    eng.add(s, [ev("run/a/1", T0)], T0)
+    eng.add(s, [ev("run/a/2", T0 + 100)], T0 + 100)
+    assert s.deadline == T0 + 400
+
+
+def test_tick_before_the_deadline_emits_nothing():
+    eng, s = engine(quiet_seconds=300), state()
+    eng.add(s, [ev("run/a/1", T0)], T0)
+    assert eng.tick(s, T0 + 299.999) == []
+    assert s.open is not None
+
+
+def test_tick_exactly_at_the_deadline_emits_quiet():
+    eng, s = engine(quiet_seconds=300), state()
+    eng.add(s, [ev("run/a/1", T0)], T0)
+    [batch] = eng.tick(s, T0 + 300)
+    assert (batch.trigger, batch.count, batch.emitted_at) == ("quiet", 1, T0 + 300)
+
+
+def test_an_event_exactly_at_the_quiet_deadline_opens_a_new_batch():
+    eng, s = engine(quiet_seconds=300), state()
+    eng.add(s, [ev("run/a/1", T0)], T0)
+    added = eng.add(s, [ev("run/a/2", T0 + 300)], T0 + 300)
+    [closed] = added.emitted
+    assert (closed.trigger, closed.count) == ("quiet", 1)
+    assert s.open is not None and s.open.count == 1 and s.open.opened_at == T0 + 300
+
+
+def test_an_event_just_before_the_quiet_deadline_joins_and_extends_the_batch():
+    eng, s = engine(quiet_seconds=300), state()
+    eng.add(s, [ev("run/a/1", T0)], T0)
+    added = eng.add(s, [ev("run/a/2", T0 + 299.5)], T0 + 299.5)
+    assert added.emitted == [] and s.open is not None and s.open.count == 2
+    assert s.deadline == T0 + 599.5
+
+
+def test_a_duplicate_does_not_extend_the_quiet_deadline():
+    eng, s = engine(quiet_seconds=300), state()
+    eng.add(s, [ev("run/a/1", T0, "S1")], T0)
+    added = eng.add(s, [ev("run/a/1", T0 + 200, "S1")], T0 + 200)
+    assert added.duplicates == 1 and s.deadline == T0 + 300
+
+
+# -- maximum age -------------------------------------------------------------------------------
+
+
+def test_max_age_is_off_by_default_so_steady_traffic_never_emits():
+    eng, s = engine(quiet_seconds=60, count=10_000), state()
+    for i in range(200):  # one object every 30 s for 100 minutes
+        assert eng.add(s, [ev(f"run/a/{i}", T0 + 30 * i)], T0 + 30 * i).emitted == []
+    assert s.open is not None and s.open.count == 200
+
+
+def test_max_age_emits_a_prefix_under_steady_traffic():
+    eng, s = engine(quiet_seconds=60, count=10_000, max_age_seconds=600), state()
+    emitted: list[Emission] = []
+    for i in range(60):
+        now = T0 + 30 * i
+        emitted += eng.tick(s, now)
+        emitted += eng.add(s, [ev(f"run/a/{i}", now)], now).emitted
+    assert [b.trigger for b in emitted] == ["max-age", "max-age"]
+    assert [b.count for b in emitted] == [20, 20]
+    assert emitted[0].emitted_at == T0 + 600
+
+
+def test_the_earlier_deadline_names_the_trigger():
+    eng, s = engine(quiet_seconds=300, max_age_seconds=1000), state()
+    eng.add(s, [ev("run/a/1", T0)], T0)
+    [batch] = eng.tick(s, T0 + 300)
+    assert batch.trigger == "quiet"
+
+
+# -- duplicates --------------------------------------------------------------------------------
+
+
+def test_a_repeated_delivery_in_the_open_batch_is_not_counted():
+    eng, s = engine(), state()
+    added = eng.add(s, [ev("run/a/1", T0, "S1"), ev("run/a/1", T0, "S1"), ev("run/a/1", T0, "S2")], T0)
+    assert (added.counted, added.duplicates) == (2, 1)  # S2 is a new write of the same key
+    assert s.open is not None and s.open.count == 2
+
+
+def test_a_repeated_delivery_right_after_a_count_emission_is_not_counted():
+    eng, s = engine(count=2), state()
+    eng.add(s, [ev("run/a/1", T0), ev("run/a/2", T0)], T0)
+    added = eng.add(s, [ev("run/a/2", T0 + 5)], T0 + 5)
+    assert (added.counted, added.duplicates) == (0, 1) and s.open is None
+
+
+def test_emitted_digests_are_forgotten_after_the_dedupe_window():
+    eng, s = engine(count=1, quiet_seconds=60), state()
+    eng.add(s, [ev("run/a/1", T0)], T0)
+    assert eng.add(s, [ev("run/a/1", T0 + MIN_DEDUPE_WINDOW - 1)], T0 + MIN_DEDUPE_WINDOW - 1).duplicates == 1
+    later = T0 + MIN_DEDUPE_WINDOW
+    assert eng.add(s, [ev("run/a/1", later)], later).counted == 1
+
+
+# -- forced flush, ids, clocks -----------------------------------------------------------------
+
+
+def test_force_emits_whatever_is_open_with_trigger_flush():
+    eng, s = engine(), state()
+    assert eng.force(s, T0) is None
+    eng.add(s, [ev("run/a/1", T0)], T0)
+    batch = eng.force(s, T0 + 1)
+    assert batch is not None and (batch.trigger, batch.count) == ("flush", 1) and s.open is None
+
+
+def test_batch_id_is_stable_and_distinct():
+    a = batch_id(BUCKET, "run/a/", T0, "00ff")
+    assert a == batch_id(BUCKET, "run/a/", T0, "00ff")
+    assert a != batch_id(BUCKET, "run/b/", T0, "00ff") != batch_id(BUCKET, "run/a/", T0 + 1, "00ff")
+
+
+def test_a_clock_going_backwards_is_treated_as_the_last_time_seen():
+    eng, s = engine(quiet_seconds=300), state()
+    eng.add(s, [ev("run/a/1", T0)], T0 + 100)
+    eng.add(s, [ev("run/a/2", T0)], T0)  # an earlier clock (another Lambda's)
+    assert s.deadline == T0 + 400
+
+
+def test_first_and_last_event_times_are_the_objects_own():
+    eng, s = engine(), state()
+    eng.add(s, [ev("run/a/1", T0 + 5), ev("run/a/2", T0 - 3), ev("run/a/3", T0 + 1)], T0 + 10)
+    assert s.open is not None
+    assert (s.open.first_event_at, s.open.last_event_at) == (T0 - 3, T0 + 5)
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [{"count": 0}, {"count": -1}, {"quiet_seconds": 0}, {"quiet_seconds": -5},
+     {"quiet_seconds": float("nan")}, {"prefix_depth": 0}, {"max_age_seconds": -1}],
+)
+def test_bad_rules_are_config_errors(rules):
+    with pytest.raises(ConfigError):
+        BatchRules(**rules)
+
+
+# -- properties --------------------------------------------------------------------------------
+
+KEYS = [f"{p}/{r}/f{i}" for p in ("ins", "raw") for r in ("r1", "r2", "r3") for i in range(6)] + [
+    "top.txt", "ins/shallow.txt"]
+
+
+@st.composite
+def scenarios(draw):
+    """Events over a few prefixes (some ignored, some shallow), with re-deliveries and ticks."""
+    rules = BatchRules(
+        count=draw(st.integers(1, 6)),
+        quiet_seconds=draw(st.sampled_from([5.0, 30.0, 120.0])),
+        max_age_seconds=draw(st.sampled_from([0.0, 40.0])),
+        ignore=("raw/r3/*",),
+    )
+    steps = draw(st.lists(
+        st.tuples(
+            st.sampled_from(KEYS),
+            st.integers(0, 2),  # which write of that key (sequencer)
+            st.floats(0, 50, allow_nan=False),  # seconds since the previous step
+            st.booleans(),  # a flush tick before this step
+        ),
+        min_size=1, max_size=60,
+    ))
+    events, t = [], T0
+    for key, write, gap, tick in steps:
+        t += gap
+        events.append((ObjectEvent(BUCKET, key, f"S{write}", t), tick))
+    # Re-deliveries of some events, shortly after the original (within the quiet duration).
+    redeliver = draw(st.lists(st.tuples(st.integers(0, len(events) - 1),
+                                        st.floats(0, rules.quiet_seconds * 0.99)), max_size=20))
+    for index, delay in redeliver:
+        original = events[index][0]
+        events.append((ObjectEvent(BUCKET, original.key, original.sequencer, original.time + delay),
+                       False))
+    events.sort(key=lambda pair: pair[0].time)
+    return rules, events
+
+
+def run_scenario(rules: BatchRules, events) -> tuple[list[Emission], MemoryStore, Engine, int]:
+    eng, store, emitted, duplicates = Engine(rules), MemoryStore(), [], 0
+    for event, tick in events:
+        if tick:
+            for key in store.pop_due(event.time):
+                s = store.live(key)
+                emitted += eng.tick(s, event.time)
+                store.touch(s)
+        prefix = eng.classify(event.key)
+        if prefix in (IGNORED, SHALLOW):
+            continue
+        s = store.live((event.bucket, prefix))
+        added = eng.add(s, [event], event.time)
+        store.touch(s)
+        emitted += added.emitted
+        duplicates += added.duplicates
+    return emitted, store, eng, duplicates
+
+
+def drain(emitted: list[Emission], store: MemoryStore, eng: Engine) -> list[Emission]:
+    for key in store.pop_due(float("inf")):
+        s = store.live(key)
+        emitted += eng.tick(s, T0 + 10**7)
+    return emitted
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_invariants(scenario):
+    rules, events = scenario
+    emitted, store, eng, _ = run_scenario(rules, events)
+    open_batches = [s.open for s in store._states.values() if s.open is not None]
+    counted_sets = [set(b.members) for b in emitted] + [set(b.members) for b in open_batches]
+
+    # Every counted event is in exactly one emitted or open batch, and every distinct write
+    # of a batchable key was counted: duplicates never change counts.
+    distinct = {e.digest for e, _ in events if eng.classify(e.key) not in (IGNORED, SHALLOW)}
+    assert sum(len(m) for m in counted_sets) == len(set().union(*counted_sets)) == len(distinct)
+    assert set().union(*counted_sets) == distinct
+    # No batch exceeds the count threshold; its count is its number of distinct objects.
+    assert all(b.count == len(b.members) <= rules.count for b in emitted)
+    # No batch is emitted twice.
+    assert len({b.batch_id for b in emitted}) == len(emitted)
+    # Every emission names a known trigger and happens no earlier than its last object.
+    assert all(b.trigger in ("count", "quiet", "max-age") for b in emitted)
+    assert all(b.emitted_at >= b.opened_at for b in emitted)
+
+
+@settings(max_examples=150, deadline=None)
+@given(scenarios())
+def test_removing_the_redeliveries_changes_nothing(scenario):
+    rules, events = scenario
+    seen, unique = set(), []
+    for event, tick in events:
+        if (event.key, event.sequencer) not in seen:
+            seen.add((event.key, event.sequencer))
+            unique.append((event, tick))
+    with_dups = drain(*run_scenario(rules, events)[:3])
+    without = drain(*run_scenario(rules, unique)[:3])
+    # Same batches (a redelivery may only make a due batch leave earlier, never change it).
+    assert sorted(sorted(b.members) for b in with_dups) == sorted(sorted(b.members) for b in without)
