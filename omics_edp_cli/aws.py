@@ -39,21 +39,27 @@ class ClientFactory:
     """Builds (and caches) boto3 clients from one session.
 
     `overrides` lets tests hand in a prepared client (e.g. a HealthOmics client wired to a
-    botocore `Stubber`) without patching this project's code.
+    botocore `Stubber`) without patching this project's code. `service_endpoints` and
+    `credentials` let the local demo point each service at its fake without touching the
+    process environment.
     """
 
     profile: str | None = None
     region: str | None = None
     endpoint_url: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    service_endpoints: dict[str, str] = field(default_factory=dict)
+    credentials: tuple[str, str] | None = field(default=None, repr=False)
     _session: boto3.session.Session | None = field(default=None, init=False, repr=False)
     _clients: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def session(self) -> boto3.session.Session:
         if self._session is None:
             try:
+                keys = self.credentials or (None, None)
                 self._session = boto3.session.Session(
-                    profile_name=self.profile, region_name=self.region
+                    profile_name=self.profile, region_name=self.region,
+                    aws_access_key_id=keys[0], aws_secret_access_key=keys[1],
                 )
             except ProfileNotFound as e:
                 raise ConfigError(
@@ -70,9 +76,10 @@ class ClientFactory:
         if service in self.overrides:
             return self.overrides[service]
         if service not in self._clients:
-            kwargs: dict[str, Any] = {"config": client_config(service, self.endpoint_url)}
-            if self.endpoint_url:
-                kwargs["endpoint_url"] = self.endpoint_url
+            endpoint = self.service_endpoints.get(service) or self.endpoint_url
+            kwargs: dict[str, Any] = {"config": client_config(service, endpoint)}
+            if endpoint:
+                kwargs["endpoint_url"] = endpoint
             try:
                 self._clients[service] = self.session().client(service, **kwargs)
             except NoRegionError as e:
