@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -31,15 +32,45 @@ Outcome = Literal["delivered", "already_processed", "rejected"]
 
 
 class CappedRetry(Retry):
-    """`Retry` with a ceiling on how long a `Retry-After` header may make us wait."""
+    """`Retry` with a ceiling on `Retry-After`, and backoff cap and jitter on any urllib3.
 
-    def __init__(self, *args: Any, retry_after_cap: float = 10.0, **kwargs: Any):
+    `backoff_max` and `backoff_jitter` only exist from urllib3 2.0, and the test extra's
+    checkov pins urllib3 1.26 (as do some Lambda runtimes), so both are kept here and the
+    backoff is computed here rather than passed to the base class.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        retry_after_cap: float = 10.0,
+        backoff_max: float = 120.0,
+        backoff_jitter: float = 0.0,
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
         self.retry_after_cap = retry_after_cap
+        self.backoff_max = backoff_max
+        self.backoff_jitter = backoff_jitter
 
     def new(self, **kw: Any) -> CappedRetry:
         kw.setdefault("retry_after_cap", self.retry_after_cap)
+        kw.setdefault("backoff_max", self.backoff_max)
+        kw.setdefault("backoff_jitter", self.backoff_jitter)
         return super().new(**kw)  # type: ignore[return-value]
+
+    def get_backoff_time(self) -> float:
+        # Consecutive errors since the last redirect, as urllib3 counts them.
+        errors = 0
+        for entry in reversed(self.history):
+            if entry.redirect_location is not None:
+                break
+            errors += 1
+        if errors <= 1:
+            return 0.0
+        value = self.backoff_factor * (2 ** (errors - 1))
+        if self.backoff_jitter:
+            value += random.random() * self.backoff_jitter
+        return float(max(0.0, min(self.backoff_max, value)))
 
     def get_retry_after(self, response: Any) -> float | None:
         value = super().get_retry_after(response)
