@@ -1,9 +1,40 @@
-"""`omics-edp` commands of this group: not built yet (see the open issues)."""
+"""`omics-edp package processor|edp`."""
 
 from __future__ import annotations
 
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from omics_edp_cli.cli.context import app_context
+from omics_edp_cli.cli.render import render_record
+from omics_edp_cli.ops import packaging
+
+
+class Kind(StrEnum):
+    processor = "processor"
+    edp = "edp"
+
+
+def package(
+    ctx: typer.Context,
+    kind: Annotated[Kind, typer.Argument(help="Which Lambda package: processor or edp.")],
+    out_dir: Annotated[
+        Path, typer.Option("--out-dir", "-o", help="Folder to write the zip to.", file_okay=False)
+    ] = Path("dist"),
+) -> None:
+    """Build a Lambda zip: byte-identical for identical sources; prints path, size and sha256.
+
+    Example: omics-edp package processor -o dist
+    """
+    app = app_context(ctx)
+    built = packaging.build(kind.value)
+    path = packaging.write(built, out_dir)
+    render_record(app, {"path": str(path), "size": len(built.data), "sha256": built.sha256,
+                        "files": built.files})
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app (nothing yet)."""
+    app.command("package")(package)

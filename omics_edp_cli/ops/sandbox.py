@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass, field
+from typing import Any
 
 from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.ops.fake_omics import FakeOmics
@@ -15,6 +16,28 @@ from omics_edp_cli.ops.receiver import CallbackReceiver
 
 REGION = "us-east-1"
 LOCAL_CREDENTIALS = ("omics-edp-local", "omics-edp-local")
+
+
+def patch_moto_change_set_outputs() -> None:
+    """Make moto compute a stack's Outputs when a change set is executed, as AWS does.
+
+    moto 5.2 applies a change set's resources but never rebuilds the output map, so a stack
+    created through a change set (the way `deploy` works) has no Outputs. Idempotent.
+    """
+    from moto.cloudformation import models
+
+    change_set = models.ChangeSet
+    if getattr(change_set.apply, "_omics_edp_fixed", False):
+        return
+    original = change_set.apply
+
+    def apply(self: Any) -> None:
+        original(self)
+        stack = self.stack
+        stack.output_map = type(stack.output_map)(stack.resource_map, self.template_dict, stack.stack_id)
+
+    apply._omics_edp_fixed = True  # type: ignore[attr-defined]
+    change_set.apply = apply  # type: ignore[method-assign]
 
 
 def _free_port() -> int:
@@ -43,6 +66,7 @@ class LocalSandbox:
             raise ConfigError(
                 "the local sandbox needs moto: pip install 'omics-edp-cli[local]'"
             ) from e
+        patch_moto_change_set_outputs()
         port = self.port or _free_port()
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._moto.start()

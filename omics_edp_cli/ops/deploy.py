@@ -1,0 +1,311 @@
+"""`omics-edp deploy`: package, upload by content hash, change set, execute, follow events.
+
+Everything here reports through callbacks and returns data; the CLI renders it. The local
+demo calls `deploy_stack` directly to deploy both stacks into moto.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from omics_edp_cli.aws import ClientFactory
+from omics_edp_cli.errors import ConfigError, OperationError
+from omics_edp_cli.omics.secrets import Redactor
+from omics_edp_cli.ops import packaging
+from omics_edp_cli.ops.parameters import TOKEN_PARAMETER, Template, load_template, validate
+from omics_edp_cli.ops.process import TOKEN_ENV
+
+DEFAULT_STACK_NAMES = {"processor": "omics-run-event-processor", "edp": "omics-edp"}
+TERMINAL_OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
+TERMINAL_FAILED = {
+    "CREATE_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "UPDATE_ROLLBACK_COMPLETE",
+    "UPDATE_ROLLBACK_FAILED", "DELETE_COMPLETE", "DELETE_FAILED", "IMPORT_ROLLBACK_COMPLETE",
+    "IMPORT_ROLLBACK_FAILED", "UPDATE_FAILED",
+}
+CANCELLED = ("Resource creation cancelled", "Resource update cancelled", "Resource deletion cancelled")
+NO_CHANGES = ("No updates are to be performed", "didn't contain changes", "does not contain changes")
+HEARTBEAT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    """What to deploy. `parameters` are already merged (file, then `--parameter` overrides)."""
+
+    kind: str
+    parameters: dict[str, str]
+    stack_name: str | None = None
+    code_bucket: str | None = None
+    code_prefix: str | None = None
+    assume_yes: bool = False
+    no_execute: bool = False
+    termination_protection: bool = False
+    source: str = "parameters"  # named in error messages (the parameters file)
+    source_root: Path | None = None  # package sources (tests build from a modified copy)
+
+    @property
+    def name(self) -> str:
+        return self.stack_name or DEFAULT_STACK_NAMES[self.kind]
+
+
+@dataclass
+class DeployResult:
+    stack_name: str
+    status: str
+    code_key: str
+    uploaded: bool = False
+    up_to_date: bool = False
+    executed: bool = False
+    changes: list[dict[str, str]] = field(default_factory=list)
+    outputs: dict[str, str] = field(default_factory=dict)
+    failures: list[dict[str, str]] = field(default_factory=list)
+    change_set: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.up_to_date or not self.executed or self.status in TERMINAL_OK
+
+
+@dataclass
+class DeployHooks:
+    """How the workflow talks to its caller (the CLI renders; the demo stays quiet)."""
+
+    info: Callable[[str], None] = lambda message: None
+    event: Callable[[dict[str, str]], None] = lambda event: None
+    plan: Callable[[list[dict[str, str]]], None] = lambda changes: None
+    confirm: Callable[[str], bool] = lambda question: False
+    sleep: Callable[[float], None] = time.sleep
+    poll_seconds: float = 2.0
+
+
+def prepare(request: DeployRequest, env: Mapping[str, str] | None = None) -> tuple[Template, dict[str, str]]:
+    """Validate everything that needs no AWS call; return the template and the parameters."""
+    env = os.environ if env is None else env
+    template = load_template(request.kind)
+    values = dict(request.parameters)
+    if TOKEN_PARAMETER in template.parameters and TOKEN_PARAMETER not in values and env.get(TOKEN_ENV):
+        values[TOKEN_PARAMETER] = env[TOKEN_ENV]  # keeps the key off the command line
+    # The token may also be kept from the deployed stack (checked once it is described).
+    optional = tuple(sorted(template.no_echo()))
+    validate(template, values, request.source, optional=optional)
+    if request.kind == "edp" and not request.code_bucket:
+        raise ConfigError("--code-bucket is required for edp (uploading into BucketName would "
+                          "feed the batcher its own code)")
+    return template, values
+
+
+def deploy_stack(clients: ClientFactory, request: DeployRequest, hooks: DeployHooks | None = None,
+                 env: Mapping[str, str] | None = None) -> DeployResult:
+    hooks = hooks or DeployHooks()
+    template, values = prepare(request, env)
+    redact = Redactor(*(values.get(k) for k in template.no_echo()))
+    bucket = request.code_bucket or values.get("DataLakeBucket")
+    prefix = request.code_prefix if request.code_prefix is not None else (
+        values.get("BucketPrefix") or "omics-run-events") + "/lambda"
+    if not bucket:
+        raise ConfigError("--code-bucket is required (no DataLakeBucket to default to)")
+
+    package = packaging.build(request.kind, request.source_root)
+    key = package.s3_key(prefix)
+    cfn = clients.client("cloudformation")
+    existing = _describe(cfn, request.name)
+    if existing is not None and existing["StackStatus"] == "ROLLBACK_COMPLETE":
+        existing = _recreate_after_failed_create(cfn, request, hooks, existing)
+    elif existing is not None and existing["StackStatus"].endswith("_IN_PROGRESS"):
+        raise OperationError(f"stack {request.name} is busy ({existing['StackStatus']}); "
+                             "wait for it to finish and run deploy again")
+    for name in sorted(template.no_echo()):
+        if name not in values:
+            if existing is None:
+                raise ConfigError(f"{request.source}: missing required parameter {name!r} "
+                                  f"(set {TOKEN_ENV} or pass --parameter {name}=VALUE)")
+            values[name] = ""  # marker: UsePreviousValue below
+
+    result = DeployResult(request.name, existing["StackStatus"] if existing else "NEW", key)
+    result.uploaded = _upload(clients.client("s3"), bucket, key, package.data)
+    hooks.info(f"package {package.sha256[:12]} ({len(package.data):,} bytes) "
+               f"{'uploaded to' if result.uploaded else 'already at'} s3://{bucket}/{key}")
+    values.update({"CodeS3Bucket": bucket, "CodeS3Key": key})
+    change_set = f"omics-edp-{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}"
+    cfn_parameters = [
+        {"ParameterKey": k, "UsePreviousValue": True} if (k in template.no_echo() and v == "")
+        else {"ParameterKey": k, "ParameterValue": v}
+        for k, v in sorted(values.items())
+    ]
+    try:
+        cfn.create_change_set(
+            StackName=request.name, ChangeSetName=change_set, TemplateBody=template.body,
+            Parameters=cfn_parameters, Capabilities=["CAPABILITY_IAM"],
+            ChangeSetType="UPDATE" if existing else "CREATE",
+            Description=f"omics-edp deploy {request.kind}",
+        )
+    except ClientError as e:
+        if any(marker in str(e) for marker in NO_CHANGES):
+            result.up_to_date = True
+            result.outputs = _outputs(cfn, request.name)
+            return result
+        raise OperationError(f"creating the change set failed: {redact(str(e))}") from None
+    described = _wait_for_change_set(cfn, request.name, change_set, hooks)
+    if described["Status"] == "FAILED":
+        reason = described.get("StatusReason", "")
+        cfn.delete_change_set(StackName=request.name, ChangeSetName=change_set)
+        if any(marker in reason for marker in NO_CHANGES):
+            result.up_to_date = True
+            result.outputs = _outputs(cfn, request.name)
+            return result
+        raise OperationError(f"the change set failed: {redact(reason)}")
+    result.changes = [_change_row(c) for c in described.get("Changes", [])]
+    result.change_set = change_set
+    hooks.plan(result.changes)
+    if request.no_execute:
+        hooks.info(f"change set {change_set} left for review (--no-execute)")
+        return result
+    if not request.assume_yes and not hooks.confirm(f"Execute these changes on {request.name}?"):
+        cfn.delete_change_set(StackName=request.name, ChangeSetName=change_set)
+        raise OperationError("deploy cancelled; the change set was deleted")
+    started = datetime.now(UTC)
+    cfn.execute_change_set(StackName=request.name, ChangeSetName=change_set)
+    result.executed = True
+    result.status, events = _follow(cfn, request.name, started, hooks, redact)
+    if result.status in TERMINAL_OK:
+        result.outputs = _outputs(cfn, request.name)
+        if request.termination_protection:
+            cfn.update_termination_protection(StackName=request.name, EnableTerminationProtection=True)
+            hooks.info("termination protection on")
+    else:
+        result.failures = first_failures(events)
+    return result
+
+
+def _describe(cfn: Any, name: str) -> dict[str, Any] | None:
+    try:
+        return dict(cfn.describe_stacks(StackName=name)["Stacks"][0])
+    except ClientError as e:
+        if "does not exist" in str(e):
+            return None
+        raise
+
+
+def _recreate_after_failed_create(cfn: Any, request: DeployRequest, hooks: DeployHooks,
+                                  existing: dict[str, Any]) -> None:
+    explanation = (f"stack {request.name} is in ROLLBACK_COMPLETE: its first create failed and "
+                   "CloudFormation cannot update it")
+    if not request.assume_yes:
+        raise OperationError(f"{explanation}; run again with --yes to delete and re-create it")
+    hooks.info(f"{explanation}; deleting it to create it again")
+    cfn.delete_stack(StackName=request.name)
+    deadline = time.monotonic() + 1800
+    while time.monotonic() < deadline:
+        current = _describe(cfn, request.name)
+        if current is None or current["StackStatus"] == "DELETE_COMPLETE":
+            return None
+        if current["StackStatus"] == "DELETE_FAILED":
+            raise OperationError(f"deleting stack {request.name} failed: "
+                                 f"{current.get('StackStatusReason', '')}")
+        hooks.sleep(hooks.poll_seconds)
+    raise OperationError(f"stack {request.name} is still being deleted after 30 minutes")
+
+
+def _upload(s3: Any, bucket: str, key: str, data: bytes) -> bool:
+    """Upload unless that content-hash key is already there. True when uploaded."""
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+        return False
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") not in {"404", "NoSuchKey", "NotFound"}:
+            raise OperationError(f"checking s3://{bucket}/{key} failed: {e}") from None
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=data, ServerSideEncryption="AES256",
+                      ContentType="application/zip")
+    except ClientError as e:
+        raise OperationError(f"uploading the package to s3://{bucket}/{key} failed: {e}") from None
+    return True
+
+
+def _wait_for_change_set(cfn: Any, stack: str, name: str, hooks: DeployHooks) -> dict[str, Any]:
+    deadline = time.monotonic() + 600
+    while True:
+        described = dict(cfn.describe_change_set(StackName=stack, ChangeSetName=name))
+        if described["Status"] in {"CREATE_COMPLETE", "FAILED"}:
+            # Changes come in pages for big stacks.
+            token = described.get("NextToken")
+            while token:
+                page = cfn.describe_change_set(StackName=stack, ChangeSetName=name, NextToken=token)
+                described["Changes"] = described.get("Changes", []) + page.get("Changes", [])
+                token = page.get("NextToken")
+            return described
+        if time.monotonic() > deadline:
+            raise OperationError(f"change set {name} not ready after 10 minutes")
+        hooks.sleep(hooks.poll_seconds)
+
+
+def _change_row(change: dict[str, Any]) -> dict[str, str]:
+    rc = change.get("ResourceChange", {})
+    replacement = str(rc.get("Replacement") or "")
+    return {
+        "action": str(rc.get("Action", "")),
+        "resource": str(rc.get("LogicalResourceId", "")),
+        "type": str(rc.get("ResourceType", "")),
+        "replacement": {"True": "REPLACED", "Conditional": "maybe replaced"}.get(replacement, ""),
+    }
+
+
+def _follow(cfn: Any, stack: str, since: datetime, hooks: DeployHooks,
+            redact: Callable[[str], str]) -> tuple[str, list[dict[str, Any]]]:
+    """Report each new stack event until the stack reaches a terminal status."""
+    seen: set[str] = set()
+    events: list[dict[str, Any]] = []
+    last_output = time.monotonic()
+    while True:
+        fresh = []
+        for page in cfn.get_paginator("describe_stack_events").paginate(StackName=stack):
+            page_events = [e for e in page["StackEvents"] if e["Timestamp"] >= since]
+            fresh.extend(e for e in page_events if e["EventId"] not in seen)
+            if len(page_events) < len(page["StackEvents"]):
+                break  # older than this deploy: stop paging
+        for event in sorted(fresh, key=lambda e: e["Timestamp"]):
+            seen.add(event["EventId"])
+            events.append(event)
+            hooks.event({
+                "time": event["Timestamp"].strftime("%H:%M:%S"),
+                "resource": event.get("LogicalResourceId", ""),
+                "type": event.get("ResourceType", ""),
+                "status": event.get("ResourceStatus", ""),
+                "reason": redact(event.get("ResourceStatusReason", "") or ""),
+            })
+            last_output = time.monotonic()
+        status = _describe(cfn, stack)
+        current = status["StackStatus"] if status else "DELETE_COMPLETE"
+        if current in TERMINAL_OK or current in TERMINAL_FAILED:
+            return current, events
+        if time.monotonic() - last_output >= HEARTBEAT_SECONDS:
+            hooks.info(f"still {current} ...")
+            last_output = time.monotonic()
+        hooks.sleep(hooks.poll_seconds)
+
+
+def first_failures(events: list[dict[str, Any]], limit: int = 3) -> list[dict[str, str]]:
+    """The resources that failed first and why: not the cascade of cancellations after them."""
+    failed = [
+        e for e in sorted(events, key=lambda e: e["Timestamp"])
+        if str(e.get("ResourceStatus", "")).endswith("_FAILED")
+        and e.get("LogicalResourceId") != e.get("StackName")
+        and not any(c in str(e.get("ResourceStatusReason", "")) for c in CANCELLED)
+    ]
+    return [
+        {"resource": str(e.get("LogicalResourceId")), "type": str(e.get("ResourceType")),
+         "status": str(e.get("ResourceStatus")), "reason": str(e.get("ResourceStatusReason", ""))}
+        for e in failed[:limit]
+    ]
+
+
+def _outputs(cfn: Any, stack: str) -> dict[str, str]:
+    described = _describe(cfn, stack) or {}
+    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}

@@ -1,0 +1,205 @@
+"""`omics-edp deploy` end to end over HTTP against a moto server (AWS_ENDPOINT_URL)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from conftest import API_TOKEN, FIXTURES
+from typer.testing import CliRunner
+
+from omics_edp_cli.aws import ClientFactory
+from omics_edp_cli.cli.app import app
+from omics_edp_cli.ops import packaging
+from omics_edp_cli.ops.deploy import DeployHooks, DeployRequest, deploy_stack
+
+runner = CliRunner()
+PROCESSOR_PARAMS = FIXTURES / "params/processor.parameters.json"
+EDP_PARAMS = FIXTURES / "params/edp.parameters.json"
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> ClientFactory:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    return ClientFactory(region="us-east-1")
+
+
+def code_sha256(package: packaging.LambdaPackage) -> str:
+    return base64.b64encode(hashlib.sha256(package.data).digest()).decode()
+
+
+def test_first_processor_deploy_creates_the_stack_with_the_content_hash_key(aws, monkeypatch):
+    bucket, stack = unique("lake"), unique("proc")
+    aws.client("s3").create_bucket(Bucket=bucket)
+    monkeypatch.setenv("OMICS_EDP_API_TOKEN", API_TOKEN)
+    result = runner.invoke(app, ["deploy", "processor", "--parameters", str(PROCESSOR_PARAMS),
+                                 "--parameter", f"DataLakeBucket={bucket}", "--stack-name", stack,
+                                 "--yes"])
+    assert result.exit_code == 0, result.output
+    assert f"✓ {stack}: CREATE_COMPLETE" in result.stderr
+    assert API_TOKEN not in result.output
+    package = packaging.build("processor")
+    expected_key = package.s3_key("omics-run-events/lambda")
+    described = aws.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+    params = {p["ParameterKey"]: p.get("ParameterValue") for p in described["Parameters"]}
+    assert described["StackStatus"] == "CREATE_COMPLETE"
+    assert params["CodeS3Key"] == expected_key and params["CodeS3Bucket"] == bucket
+    function = {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]}["FunctionName"]
+    config = aws.client("lambda").get_function_configuration(FunctionName=function)
+    assert config["CodeSha256"] == code_sha256(package)
+    assert config["Handler"] == "omics_edp_cli.omics.handler.lambda_handler"
+    assert config["Environment"]["Variables"]["DATA_LAKE_BUCKET"] == bucket
+    head = aws.client("s3").head_object(Bucket=bucket, Key=expected_key)
+    assert head["ServerSideEncryption"] == "AES256"
+
+    again = runner.invoke(app, ["deploy", "processor", "--parameters", str(PROCESSOR_PARAMS),
+                                "--parameter", f"DataLakeBucket={bucket}", "--stack-name", stack,
+                                "--yes"])
+    assert again.exit_code == 0, again.output
+    assert f"✓ {stack} is up to date" in again.stderr
+    assert "already at" in again.stderr  # the package was not uploaded twice
+
+
+def test_a_code_change_updates_the_key_and_the_function(aws, tmp_path: Path):
+    bucket, stack = unique("lake"), unique("proc")
+    aws.client("s3").create_bucket(Bucket=bucket)
+    parameters = {"DeadLetterEmail": "ops@example.com", "ApiServer": "https://api.example.com",
+                  "ApiServerAuthToken": API_TOKEN, "DataLakeBucket": bucket}
+    hooks = DeployHooks(poll_seconds=0.05)
+    first = deploy_stack(aws, DeployRequest("processor", parameters, stack_name=stack,
+                                            assume_yes=True), hooks)
+    assert first.status == "CREATE_COMPLETE" and first.uploaded
+
+    root = tmp_path / "omics_edp_cli"
+    shutil.copytree(packaging.default_source_root(), root, ignore=shutil.ignore_patterns("__pycache__"))
+    with (root / "omics" / "handler.py").open("a") as f:
+        f.write("\n# new code\n")
+    second = deploy_stack(aws, DeployRequest("processor", parameters, stack_name=stack,
+                                             assume_yes=True, source_root=root), hooks)
+
+    assert second.status == "UPDATE_COMPLETE" and second.uploaded
+    assert second.code_key != first.code_key
+    # (moto lists template changes only, so a parameter-only change set shows no rows here.)
+    function = second.outputs["FunctionName"]
+    config = aws.client("lambda").get_function_configuration(FunctionName=function)
+    assert config["CodeSha256"] == code_sha256(packaging.build("processor", root))
+
+
+def test_first_edp_deploy_creates_the_stack(aws):
+    code_bucket, bucket, stack = unique("code"), unique("instruments"), unique("edp")
+    aws.client("s3").create_bucket(Bucket=code_bucket)
+    result = runner.invoke(app, ["-o", "json", "deploy", "edp", "--parameters", str(EDP_PARAMS),
+                                 "--parameter", f"BucketName={bucket}",
+                                 "--parameter", f"EventBusName={unique('bus')}",
+                                 "--stack-name", stack, "--code-bucket", code_bucket, "--yes"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["status"] == "CREATE_COMPLETE"
+    assert data["code_key"] == packaging.build("edp").s3_key("omics-run-events/lambda")
+    assert {"StateTableName", "IngestQueueUrl", "IngestDeadLetterQueueUrl",
+            "FlushDeadLetterQueueUrl", "EventBusName"} <= set(data["outputs"])
+    table = aws.client("dynamodb").describe_table(TableName=data["outputs"]["StateTableName"])["Table"]
+    assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["OpenBatchesByDeadline"]
+    ingest = aws.client("lambda").get_function_configuration(
+        FunctionName=data["outputs"]["IngestFunctionName"])
+    # moto hands a Number parameter through as an int; real Lambda always stores strings.
+    assert str(ingest["Environment"]["Variables"]["BUCKET_THRESHOLD_EVENT_COUNT"]) == "20"
+
+
+class RecordingServer:
+    """Stands in for AWS: records any request at all, so a test can prove none was made."""
+
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _any(self) -> None:
+                recorder.requests.append(f"{self.command} {self.path}")
+                self.send_response(500)
+                self.end_headers()
+
+            do_GET = do_POST = do_PUT = do_HEAD = _any
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+@pytest.fixture
+def no_aws(monkeypatch):
+    server = RecordingServer()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", server.url)
+    yield server
+    server.server.shutdown()
+
+
+def _params_file(tmp_path: Path, content: str) -> Path:
+    path = tmp_path / "parameters.json"
+    path.write_text(content)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("content", "extra", "message"),
+    [
+        ("[{\"ParameterKey\": ", [], "not valid JSON (line 1"),
+        (PROCESSOR_PARAMS.read_text(), ["--parameter", "Colour=blue"], "unknown parameter 'Colour'"),
+        (json.dumps([{"ParameterKey": "ApiServer", "ParameterValue": "https://x.example.com"}]), [],
+         "missing required parameter 'DeadLetterEmail'"),
+        (PROCESSOR_PARAMS.read_text(), ["--parameter", "VerboseLogging=maybe"],
+         "VerboseLogging='maybe' is not one of: true, false"),
+        (PROCESSOR_PARAMS.read_text(), ["--parameter", "LogRetentionDays=3"],
+         "LogRetentionDays='3' is not one of"),
+        (PROCESSOR_PARAMS.read_text(), ["--parameter", "NoEquals"], "expected Key=Value"),
+    ],
+    ids=["malformed-json", "unknown-key", "missing-required", "allowed-values", "allowed-number",
+         "bad-override"],
+)
+def test_bad_parameters_exit_2_before_any_aws_request(no_aws, tmp_path, content, extra, message):
+    path = _params_file(tmp_path, content)
+    result = runner.invoke(app, ["deploy", "processor", "--parameters", str(path), "--yes", *extra])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert no_aws.requests == []
+
+
+def test_edp_without_code_bucket_exits_2_before_any_request(no_aws):
+    result = runner.invoke(app, ["deploy", "edp", "--parameters", str(EDP_PARAMS), "--yes"])
+    assert result.exit_code == 2
+    assert "--code-bucket is required for edp" in result.stderr
+    assert no_aws.requests == []
+
+
+def test_no_terminal_and_no_yes_refuses_clearly(no_aws):
+    result = runner.invoke(app, ["deploy", "processor", "--parameters", str(PROCESSOR_PARAMS)])
+    assert result.exit_code == 2
+    assert "refusing to deploy without confirmation: not a terminal; pass --yes" in result.stderr
+    assert no_aws.requests == []
+
+
+def test_parameter_file_errors_name_the_file_and_the_key(no_aws, tmp_path):
+    path = _params_file(tmp_path, json.dumps({"BucketName": "instruments", "BucketPrefixDepth": "zero"}))
+    result = runner.invoke(app, ["deploy", "edp", "--parameters", str(path), "--code-bucket", "c",
+                                 "--yes"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"Error: {path}: BucketPrefixDepth='zero' is not a number")
