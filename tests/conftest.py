@@ -62,9 +62,9 @@ def moto_server() -> Iterator[str]:
     """One moto server over HTTP for the session; tests use unique resource names."""
     from moto.server import ThreadedMotoServer
 
-    from omics_edp_cli.ops.sandbox import patch_moto_change_set_outputs
+    from omics_edp_cli.ops.sandbox import patch_moto
 
-    patch_moto_change_set_outputs()
+    patch_moto()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -1,9 +1,86 @@
-"""`omics-edp` commands of this group: not built yet (see the open issues)."""
+"""`omics-edp demo`."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+from omics_edp_cli.cli.context import AppContext, OutputFormat, app_context
+from omics_edp_cli.cli.render import print_json, render_rows
+
+if TYPE_CHECKING:
+    from omics_edp_cli.ops.demo import Names
+    from omics_edp_cli.ops.sandbox import LocalSandbox
+
+
+def demo(
+    ctx: typer.Context,
+    keep: Annotated[
+        bool,
+        typer.Option("--keep", help="Leave the local AWS running afterwards and print the "
+                     "AWS_ENDPOINT_URL to point the other commands at it (Ctrl-C to stop)."),
+    ] = False,
+) -> None:
+    """Run both pipelines end to end on this machine: no AWS account needed.
+
+    Starts a local AWS (moto), a HealthOmics fake and an NGS360-style receiver on 127.0.0.1,
+    deploys both stacks into it, processes a run's events (the receiver is down for part of
+    it), replays what failed, batches an S3 burst, and shows batches and the dead-letter queue.
+
+    Example: omics-edp demo
+    """
+    # Imported here: moto is in the optional `local` extra and slow to import.
+    from omics_edp_cli.ops.demo import Names, Step, run_demo
+
+    app = app_context(ctx)
+    names = Names()
+
+    steps: list[dict[str, Any]] = []
+
+    def report(step: Step) -> None:
+        steps.append({"step": step.title, "summary": step.summary, "rows": step.rows})
+        if app.output is OutputFormat.json:
+            return
+        app.err.print(f"[bold green]✓ {step.title}[/]: {step.summary}")
+        if step.rows:
+            render_rows(app, step.rows)
+
+    result = run_demo(report, keep=_wait_for_ctrl_c(app, names) if keep else None, names=names)
+    summary = {
+        "archived_payloads": result.archived,
+        "callbacks_accepted": result.callbacks_accepted,
+        "deliveries_failed_then_replayed": result.deliveries_failed,
+        "replay": result.replayed,
+        "batches_emitted": result.batches_emitted,
+        "dead_letters": result.dead_letters,
+        "seconds": round(result.seconds, 1),
+        "steps": steps,
+    }
+    if app.output is OutputFormat.json:
+        print_json(app, summary)
+    else:
+        app.err.print(f"[bold]Demo finished in {result.seconds:.1f} s.[/]")
+
+
+def _wait_for_ctrl_c(app: AppContext, names: Names) -> Callable[[LocalSandbox], None]:
+    def keep(box: LocalSandbox) -> None:
+        app.err.print("\nThe local AWS is still running. In another shell:")
+        app.out.print(f"export AWS_ENDPOINT_URL={box.aws_url} AWS_ACCESS_KEY_ID=omics-edp-local "
+                      "AWS_SECRET_ACCESS_KEY=omics-edp-local AWS_REGION=us-east-1")
+        app.err.print(f"  omics-edp batches list --stack {names.edp_stack}\n"
+                      f"  omics-edp dlq list --stack {names.processor_stack}\n"
+                      f"  omics-edp doctor --stack {names.processor_stack}\n"
+                      "Press Ctrl-C to stop.")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            app.err.print("Stopped.")
+
+    return keep
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app (nothing yet)."""
+    app.command("demo")(demo)

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -34,11 +34,6 @@ from omics_edp_cli.ops.sandbox import LocalSandbox
 from omics_edp_cli.ops.stack import describe_stack
 
 TOKEN = "demo-" + "0" * 8  # the local receiver's key; nothing secret
-PROCESSOR_STACK = "omics-edp-demo-processor"
-EDP_STACK = "omics-edp-demo-edp"
-DATA_LAKE = "omics-edp-demo-data-lake"
-INSTRUMENT_BUCKET = "omics-edp-demo-instruments"
-EVENT_BUS = "omics-edp-demo-bus"
 RUN_ID = "8567247"
 WES_RUN_ID = "0f6f1c3e-2b6a-4f7e-9d7e-3c1b5a9e8d21"
 RUN_EVENTS = ("pending", "starting", "running", "stopping", "completed")
@@ -48,6 +43,40 @@ DEMO_DELIVERY = DeliveryPolicy(max_retries=2, timeout=2.0, backoff_factor=0.05, 
 BURST = {"novaseq-01/run-0001/": 45, "novaseq-01/run-0002/": 12, "raw/scratch/": 3}
 COUNT_THRESHOLD = 20
 QUIET_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class Names:
+    """Resource names of one demo run.
+
+    A run id keeps two runs in one process apart: moto's state is per process, not per server.
+    """
+
+    run: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+
+    @property
+    def processor_stack(self) -> str:
+        return f"omics-edp-demo-{self.run}-processor"
+
+    @property
+    def edp_stack(self) -> str:
+        return f"omics-edp-demo-{self.run}-edp"
+
+    @property
+    def data_lake(self) -> str:
+        return f"omics-edp-demo-{self.run}-data-lake"
+
+    @property
+    def instrument_bucket(self) -> str:
+        return f"omics-edp-demo-{self.run}-instruments"
+
+    @property
+    def event_bus(self) -> str:
+        return f"omics-edp-demo-{self.run}-bus"
+
+    @property
+    def consumer_queue(self) -> str:
+        return f"omics-edp-demo-{self.run}-package-consumer"
 
 
 @dataclass
@@ -69,15 +98,18 @@ class DemoResult:
     dead_letters: int = 0
     seconds: float = 0.0
     aws_url: str = ""
+    names: Names = field(default_factory=Names)
 
 
 Report = Callable[[Step], None]
 
 
-def run_demo(report: Report, *, keep: Callable[[LocalSandbox], None] | None = None) -> DemoResult:
+def run_demo(report: Report, *, keep: Callable[[LocalSandbox], None] | None = None,
+             names: Names | None = None) -> DemoResult:
     """Run every step against a fresh sandbox; `keep` is called before it shuts down."""
     started = time.monotonic()
-    result = DemoResult()
+    result = DemoResult(names=names or Names())
+    n = result.names
     with LocalSandbox(TOKEN) as box:
         result.aws_url = box.aws_url
         report(Step("Local AWS", "moto, a HealthOmics fake and an NGS360 receiver on 127.0.0.1", [
@@ -85,12 +117,12 @@ def run_demo(report: Report, *, keep: Callable[[LocalSandbox], None] | None = No
             {"service": "HealthOmics fake", "endpoint": box.omics.url},
             {"service": "NGS360 callback receiver", "endpoint": box.receiver.url},
         ]))
-        _deploy_both(box, report)
-        _run_processor(box, report, result)
-        _replay(box, report, result)
-        _edp_burst(box, report, result)
-        _inspect(box, report, result)
-        result.archived = _count_archive(box)
+        _deploy_both(box, n, report)
+        _run_processor(box, n, report, result)
+        _replay(box, n, report, result)
+        _edp_burst(box, n, report, result)
+        _inspect(box, n, report, result)
+        result.archived = _count_archive(box, n)
         result.callbacks_accepted = len(box.receiver.accepted)
         result.seconds = time.monotonic() - started
         if keep is not None:
@@ -98,45 +130,103 @@ def run_demo(report: Report, *, keep: Callable[[LocalSandbox], None] | None = No
     return result
 
 
-def _deploy_both(box: LocalSandbox, report: Report) -> None:
+def _deploy_both(box: LocalSandbox, n: Names, report: Report) -> None:
     s3 = box.clients.client("s3")
-    s3.create_bucket(Bucket=DATA_LAKE)
-    s3.put_bucket_encryption(Bucket=DATA_LAKE, ServerSideEncryptionConfiguration={
+    s3.create_bucket(Bucket=n.data_lake)
+    s3.put_bucket_encryption(Bucket=n.data_lake, ServerSideEncryptionConfiguration={
         "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
-    s3.create_bucket(Bucket=INSTRUMENT_BUCKET)
+    s3.create_bucket(Bucket=n.instrument_bucket)
     s3.put_bucket_notification_configuration(
-        Bucket=INSTRUMENT_BUCKET, NotificationConfiguration={"EventBridgeConfiguration": {}})
+        Bucket=n.instrument_bucket, NotificationConfiguration={"EventBridgeConfiguration": {}})
     stacks = [
-        ("processor", PROCESSOR_STACK, {
+        ("processor", n.processor_stack, {
             "DeadLetterEmail": "operator@example.com", "ApiServer": box.receiver.url,
-            "ApiServerAuthToken": TOKEN, "DataLakeBucket": DATA_LAKE,
+            "ApiServerAuthToken": TOKEN, "DataLakeBucket": n.data_lake,
         }),
-        ("edp", EDP_STACK, {
-            "BucketName": INSTRUMENT_BUCKET, "BucketIgnorePrefixes": "raw/*",
+        ("edp", n.edp_stack, {
+            "BucketName": n.instrument_bucket, "BucketIgnorePrefixes": "raw/*",
             "BucketThresholdEventCount": str(COUNT_THRESHOLD),
-            "BucketThresholdDuration": str(QUIET_SECONDS), "EventBusName": EVENT_BUS,
+            "BucketThresholdDuration": str(QUIET_SECONDS), "EventBusName": n.event_bus,
         }),
     ]
     rows = []
     for kind, name, parameters in stacks:
         started = time.monotonic()
         outcome = deploy_stack(box.clients, DeployRequest(
-            kind=kind, stack_name=name, parameters=parameters, code_bucket=DATA_LAKE,
+            kind=kind, stack_name=name, parameters=parameters, code_bucket=n.data_lake,
             code_prefix="omics-edp-code", assume_yes=True))
         rows.append({"stack": name, "status": outcome.status, "code": outcome.code_key,
                      "seconds": round(time.monotonic() - started, 1)})
     report(Step("Deploy", "both stacks deployed with the real deploy code", rows))
+    _pause_queue_trigger(box, n)
+    _attach_consumer(box, n)
 
 
-def _processor(box: LocalSandbox) -> Processor:
-    info = describe_stack(box.clients.client("cloudformation"), PROCESSOR_STACK)
+def _pause_queue_trigger(box: LocalSandbox, n: Names) -> None:
+    """Turn off the ingest queue's Lambda trigger: the demo runs the handler in-process.
+
+    The local AWS cannot run Lambda code (it needs Docker), and left on, the trigger would
+    take the messages off the queue and fail them.
+    """
+    ingest = describe_stack(box.clients.client("cloudformation"), n.edp_stack).output("IngestFunctionName")
+    lam = box.clients.client("lambda")
+    for mapping in lam.list_event_source_mappings(FunctionName=ingest)["EventSourceMappings"]:
+        lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
+
+
+def _attach_consumer(box: LocalSandbox, n: Names) -> None:
+    """Point the EDP bus's rule at an SQS queue standing in for a packaging consumer.
+
+    The deployed rule targets the SNS topic people subscribe to; the local AWS cannot deliver
+    to SNS targets (moto 5.2 raises on PutEvents), so the demo swaps in a queue and reads back
+    exactly what a consumer would receive.
+    """
+    events = box.clients.client("events")
+    rule = f"{n.edp_stack}-package-ready"
+    sqs = box.clients.client("sqs")
+    url = sqs.create_queue(QueueName=n.consumer_queue)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    targets = events.list_targets_by_rule(Rule=rule, EventBusName=n.event_bus)["Targets"]
+    events.remove_targets(Rule=rule, EventBusName=n.event_bus, Ids=[t["Id"] for t in targets])
+    events.put_targets(Rule=rule, EventBusName=n.event_bus, Targets=[{"Id": "demo-consumer", "Arn": arn}])
+
+
+def _consumed(box: LocalSandbox, n: Names) -> list[dict[str, Any]]:
+    """The package-objects-ready events the stand-in consumer queue received."""
+    sqs = box.clients.client("sqs")
+    url = sqs.get_queue_url(QueueName=n.consumer_queue)["QueueUrl"]
+    received: list[dict[str, Any]] = []
+    for _ in range(100):  # bounded: the queue holds one message per emitted batch
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            break
+        received.extend(json.loads(m["Body"]) for m in messages)
+        sqs.delete_message_batch(QueueUrl=url, Entries=[
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+    return received
+
+
+def _processor(box: LocalSandbox, n: Names) -> Processor:
+    info = describe_stack(box.clients.client("cloudformation"), n.processor_stack)
     archive = ArchiveStore(box.clients.client("s3"), info.parameter("DataLakeBucket"),
                            info.parameters.get("BucketPrefix") or "omics-run-events")
     callback = CallbackClient(info.parameter("ApiServer"), TOKEN, DEMO_DELIVERY)
     return Processor(archive, box.clients.client("omics"), callback)
 
 
-def _run_processor(box: LocalSandbox, report: Report, result: DemoResult) -> None:
+def _write_run_outputs(box: LocalSandbox, output_uri: str) -> None:
+    """The run's `logs/outputs.json`, which the processor maps into `output_mapping`."""
+    bucket, _, prefix = output_uri.removeprefix("s3://").partition("/")
+    outputs = {
+        "copied_file": {"class": "File", "location": f"{output_uri}/out/copied.txt"},
+        "reports": [{"class": "File", "location": f"{output_uri}/out/report-{n}.html"} for n in (1, 2)],
+    }
+    s3 = box.clients.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/logs/outputs.json", Body=json.dumps(outputs).encode())
+
+
+def _run_processor(box: LocalSandbox, n: Names, report: Report, result: DemoResult) -> None:
     run = json.loads(resources.files("omics_edp_cli.samples").joinpath(
         "run-status-completed.json").read_text())  # only for the output URI
     box.omics.add_run({
@@ -146,8 +236,9 @@ def _run_processor(box: LocalSandbox, report: Report, result: DemoResult) -> Non
                         f"/aws/omics/WorkflowLog:log-stream:run/{RUN_ID}"},
     }, [{"taskId": f"11482{i:02d}", "name": name, "status": "COMPLETED"}
         for i, name in enumerate(("copy_file", "checksum", "publish"))])
-    processor = _processor(box)
-    info = describe_stack(box.clients.client("cloudformation"), PROCESSOR_STACK)
+    _write_run_outputs(box, run["detail"]["runOutputUri"])
+    processor = _processor(box, n)
+    info = describe_stack(box.clients.client("cloudformation"), n.processor_stack)
     sqs = box.clients.client("sqs")
     rows = []
     for status in RUN_EVENTS:
@@ -174,62 +265,42 @@ def _run_processor(box: LocalSandbox, report: Report, result: DemoResult) -> Non
                 f"was down for {len(DOWN_FOR)} of them", rows))
 
 
-def _replay(box: LocalSandbox, report: Report, result: DemoResult) -> None:
+def _replay(box: LocalSandbox, n: Names, report: Report, result: DemoResult) -> None:
     times = [datetime.fromisoformat(load_sample(s)["time"].replace("Z", "+00:00")) for s in RUN_EVENTS]
     since = (min(times) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     until = (max(times) + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    options = ReplayOptions(since=since, until=until, stack=PROCESSOR_STACK)
+    options = ReplayOptions(since=since, until=until, stack=n.processor_stack)
     plan = plan_replay(options, box.clients, env={"OMICS_EDP_API_TOKEN": TOKEN})
     outcome = replay(plan, box.clients, policy=DEMO_DELIVERY, env={})
     result.replayed = dict(outcome.summary())
-    report(Step("Replay", f"omics-edp replay --stack {PROCESSOR_STACK} --since {since} --until {until}",
+    report(Step("Replay", f"omics-edp replay --stack {n.processor_stack} --since {since} --until {until}",
                 [{"outcome": k, "events": v} for k, v in outcome.summary().items()]))
 
 
-def _edp_batcher(box: LocalSandbox) -> tuple[Batcher, EdpSettings]:
-    info = describe_stack(box.clients.client("cloudformation"), EDP_STACK)
+def _edp_batcher(box: LocalSandbox, n: Names) -> tuple[Batcher, EdpSettings]:
+    info = describe_stack(box.clients.client("cloudformation"), n.edp_stack)
     settings = EdpSettings(
         table=info.output("StateTableName"), event_bus=info.output("EventBusName"),
         rules=BatchRules(count=COUNT_THRESHOLD, quiet_seconds=QUIET_SECONDS, ignore=("raw/*",)),
-        bucket=INSTRUMENT_BUCKET)
+        bucket=n.instrument_bucket)
     return build_batcher(settings, box.clients), settings
 
 
-def _s3_event(key: str, size: int, when: datetime, sequencer: str) -> dict[str, Any]:
-    return {
-        "version": "0", "id": str(uuid.uuid4()), "detail-type": "Object Created",
-        "source": "aws.s3", "account": "123456789012", "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": "us-east-1", "resources": [f"arn:aws:s3:::{INSTRUMENT_BUCKET}"],
-        "detail": {"version": "0", "bucket": {"name": INSTRUMENT_BUCKET},
-                   "object": {"key": key, "size": size, "sequencer": sequencer},
-                   "reason": "PutObject"},
-    }
-
-
-def _edp_burst(box: LocalSandbox, report: Report, result: DemoResult) -> None:
+def _edp_burst(box: LocalSandbox, n: Names, report: Report, result: DemoResult) -> None:
     s3 = box.clients.client("s3")
     sqs = box.clients.client("sqs")
-    queue = describe_stack(box.clients.client("cloudformation"), EDP_STACK).output("IngestQueueUrl")
-    now = datetime.now(UTC)
+    queue = describe_stack(box.clients.client("cloudformation"), n.edp_stack).output("IngestQueueUrl")
     sent = 0
-    entries: list[dict[str, Any]] = []
     for prefix, files in BURST.items():
         for i in range(files):
-            key = f"{prefix}Data/L001/s_1_{1101 + i}.bcl.gz"
-            s3.put_object(Bucket=INSTRUMENT_BUCKET, Key=key, Body=b"x" * 64)
-            # EventBridge would deliver this to the ingest queue (moto's S3 does not emit it).
-            event = _s3_event(key, 64, now + timedelta(seconds=sent), f"{sent:016X}")
-            entries.append({"Id": str(len(entries)), "MessageBody": json.dumps(event)})
+            # The local S3 sends "Object Created" to EventBridge, whose rule (from edp.yaml)
+            # puts it on the ingest queue: the same wiring as in AWS.
+            s3.put_object(Bucket=n.instrument_bucket, Key=f"{prefix}Data/L001/s_1_{1101 + i}.bcl.gz",
+                          Body=b"x" * 64)
             sent += 1
-            if len(entries) == 10:
-                sqs.send_message_batch(QueueUrl=queue, Entries=entries)
-                entries = []
-    if entries:
-        sqs.send_message_batch(QueueUrl=queue, Entries=entries)
-    batcher, settings = _edp_batcher(box)
-    emitted = []
-    clock = now.timestamp() + sent
-    while True:  # what the SQS event source mapping does: batches of up to 10 records
+    batcher, settings = _edp_batcher(box, n)
+    clock = time.time()
+    for _ in range(1000):  # what the SQS event source mapping does: batches of up to 10 records
         messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
         if not messages:
             break
@@ -239,31 +310,32 @@ def _edp_burst(box: LocalSandbox, report: Report, result: DemoResult) -> None:
         for m in messages:
             if m["MessageId"] not in failed:
                 sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
-    # The every-minute flush, run once after the quiet time has passed.
+    target = batch_state.open_target(box.clients, stack=n.edp_stack)
+    open_now = batch_state.open_rows(target.store, clock)
+    report(Step("omics-edp batches list", f"{sent} S3 objects over {len(BURST)} prefixes went through "
+                f"S3 → EventBridge → SQS → ingest; {len(open_now)} batch(es) still open",
+                [{k: r[k] for k in ("prefix", "count", "flush_in_seconds")} for r in open_now]))
+    # The every-minute flush, run as it would be once the quiet time has passed.
     flushed = batcher.flush(clock + QUIET_SECONDS + 60)
     if flushed.unpublished or flushed.failed_keys:
         raise OperationError("the demo flush could not publish every batch")
-    store = batch_state.open_target(box.clients, stack=EDP_STACK).store
-    emitted = batch_state.recent_rows(store, 50)
-    result.batches_emitted = len(emitted)
-    rows = [{k: r[k] for k in ("prefix", "count", "trigger", "status", "batch_id")} for r in emitted]
-    report(Step("EDP batcher", f"{sent} S3 objects over {len(BURST)} prefixes (raw/* ignored) → "
-                f"{len(emitted)} package-objects-ready events on {EVENT_BUS}", rows))
+    received = sorted(_consumed(box, n), key=lambda e: (e["detail"]["prefix"], e["detail"]["first_event_at"]))
+    result.batches_emitted = len(received)
+    rows = [{"prefix": e["detail"]["prefix"], "count": e["detail"]["count"],
+             "trigger": e["detail"]["trigger"], "batch_id": e["detail"]["batch_id"]} for e in received]
+    report(Step("EDP batcher", f"{len(received)} package-objects-ready events received from {n.event_bus} "
+                f"(count {COUNT_THRESHOLD}, quiet {QUIET_SECONDS} s; raw/* ignored)", rows))
 
 
-def _inspect(box: LocalSandbox, report: Report, result: DemoResult) -> None:
-    target = batch_state.open_target(box.clients, stack=EDP_STACK)
-    open_now = batch_state.open_rows(target.store, time.time())
-    report(Step("omics-edp batches list", f"{len(open_now)} open batch(es) left in {EDP_STACK}",
-                [{k: r[k] for k in ("prefix", "count", "flush_in_seconds")} for r in open_now]))
-    queues = dlq.resolve_queues(box.clients, stack=PROCESSOR_STACK)
+def _inspect(box: LocalSandbox, n: Names, report: Report, result: DemoResult) -> None:
+    queues = dlq.resolve_queues(box.clients, stack=n.processor_stack)
     groups = dlq.group(dlq.scan(box.clients, queues))
     result.dead_letters = sum(g["count"] for g in groups)
-    report(Step("omics-edp dlq list", f"{result.dead_letters} dead letter(s) in {PROCESSOR_STACK}; "
+    report(Step("omics-edp dlq list", f"{result.dead_letters} dead letter(s) in {n.processor_stack}; "
                 "the replay already delivered them, so `dlq purge --yes` is safe",
                 [{k: g[k] for k in ("queue", "kind", "count", "signature")} for g in groups]))
 
 
-def _count_archive(box: LocalSandbox) -> int:
-    listing = box.clients.client("s3").list_objects_v2(Bucket=DATA_LAKE, Prefix="omics-run-events/event_")
+def _count_archive(box: LocalSandbox, n: Names) -> int:
+    listing = box.clients.client("s3").list_objects_v2(Bucket=n.data_lake, Prefix="omics-run-events/event_")
     return int(listing.get("KeyCount", 0))

@@ -6,7 +6,9 @@ without touching the process environment.
 
 from __future__ import annotations
 
+import logging
 import socket
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +42,44 @@ def patch_moto_change_set_outputs() -> None:
     change_set.apply = apply  # type: ignore[method-assign]
 
 
+def patch_moto_eventbridge_notification() -> None:
+    """Make moto's GetBucketNotificationConfiguration report `EventBridgeConfiguration`.
+
+    moto 5.2 stores the setting (and sends S3 events to EventBridge) but leaves it out of the
+    answer, so `doctor` would always see notifications off. Idempotent.
+    """
+    from moto.s3 import responses
+
+    method = responses.S3Response.get_bucket_notification
+    if getattr(method, "_omics_edp_fixed", False):
+        return
+
+    def get_bucket_notification(self: Any) -> Any:
+        answer = method(self)
+        config = self.backend.get_bucket_notification_configuration(self.bucket_name)
+        if getattr(config, "event_bridge", None) is None or not isinstance(answer, tuple):
+            return answer
+        status, headers, body = answer
+        text = body.decode() if isinstance(body, bytes) else str(body)
+        if "EventBridgeConfiguration" not in text:
+            element = "<EventBridgeConfiguration/>"
+            if text.rstrip().endswith("/>"):  # an empty <NotificationConfiguration .../>
+                text = text.rstrip()[:-2] + f">{element}</NotificationConfiguration>"
+            else:
+                text = text.replace("</NotificationConfiguration>",
+                                    f"{element}</NotificationConfiguration>")
+        return status, headers, text
+
+    get_bucket_notification._omics_edp_fixed = True  # type: ignore[attr-defined]
+    responses.S3Response.get_bucket_notification = get_bucket_notification  # type: ignore[method-assign]
+
+
+def patch_moto() -> None:
+    """The local AWS's known gaps this project's commands meet (DESIGN §6)."""
+    patch_moto_change_set_outputs()
+    patch_moto_eventbridge_notification()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -66,7 +106,13 @@ class LocalSandbox:
             raise ConfigError(
                 "the local sandbox needs moto: pip install 'omics-edp-cli[local]'"
             ) from e
-        patch_moto_change_set_outputs()
+        patch_moto()
+        # The local AWS answers errors with HTTP 500 and werkzeug prints each traceback to the
+        # terminal; the caller already sees the error, one line, through boto3.
+        logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
+        # "No Moto CloudFormation support for ..." is expected (DESIGN §6), not news.
+        logging.getLogger("moto").setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", message="Tried to parse AWS::", module="moto")
         port = self.port or _free_port()
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._moto.start()

@@ -1,0 +1,48 @@
+"""`omics-edp demo` runs both pipelines to completion on this machine, through the real code."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from omics_edp_cli.cli.app import app
+
+runner = CliRunner()
+
+
+def test_demo_runs_to_completion_and_every_count_adds_up():
+    result = runner.invoke(app, ["-o", "json", "demo"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    # Five status events of one run: each archived once, even the two whose delivery failed.
+    assert summary["archived_payloads"] == 5
+    assert summary["deliveries_failed_then_replayed"] == 2
+    # The replay sends the two missed ones; the receiver de-duplicates the other three.
+    assert summary["replay"] == {"delivered": 2, "already_processed": 3, "skipped": 0, "failed": 0}
+    assert summary["callbacks_accepted"] == 5
+    # 45 + 12 objects at count 20, quiet 300 s, raw/* ignored: 20, 20, 5 and 12.
+    assert summary["batches_emitted"] == 4
+    batches = next(s for s in summary["steps"] if s["step"] == "EDP batcher")["rows"]
+    assert sorted((b["prefix"], b["count"], b["trigger"]) for b in batches) == [
+        ("novaseq-01/run-0001/", 5, "quiet"),
+        ("novaseq-01/run-0001/", 20, "count"),
+        ("novaseq-01/run-0001/", 20, "count"),
+        ("novaseq-01/run-0002/", 12, "quiet"),
+    ]
+    open_batches = next(s for s in summary["steps"] if s["step"] == "omics-edp batches list")["rows"]
+    assert sorted((b["prefix"], b["count"]) for b in open_batches) == [
+        ("novaseq-01/run-0001/", 5), ("novaseq-01/run-0002/", 12)]
+    assert summary["dead_letters"] == 2
+    deploy = next(s for s in summary["steps"] if s["step"] == "Deploy")["rows"]
+    assert [d["status"] for d in deploy] == ["CREATE_COMPLETE", "CREATE_COMPLETE"]
+
+
+def test_demo_tells_each_step_in_a_line():
+    result = runner.invoke(app, ["demo"])
+    assert result.exit_code == 0, result.output
+    for title in ("Local AWS", "Deploy", "Processor", "Replay", "omics-edp batches list",
+                  "EDP batcher", "omics-edp dlq list"):
+        assert f"✓ {title}:" in result.stderr
+    assert "Demo finished in" in result.stderr
+    assert "Traceback" not in result.output

@@ -1,0 +1,154 @@
+"""`omics-edp doctor` against stacks deployed into a moto server, healthy and broken one way each."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from conftest import API_TOKEN
+from typer.testing import CliRunner
+
+from omics_edp_cli.aws import ClientFactory
+from omics_edp_cli.cli.app import app
+from omics_edp_cli.ops.deploy import DeployHooks, DeployRequest, deploy_stack
+from omics_edp_cli.ops.receiver import CallbackReceiver
+
+runner = CliRunner()
+HOOKS = DeployHooks(poll_seconds=0.05)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class Deployed:
+    aws: ClientFactory
+    stack: str
+    outputs: dict[str, str]
+    bucket: str
+
+
+@pytest.fixture
+def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> ClientFactory:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    return ClientFactory(region="us-east-1")
+
+
+@pytest.fixture
+def processor(aws: ClientFactory, receiver: CallbackReceiver) -> Deployed:
+    bucket, stack = unique("lake"), unique("proc")
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={
+        "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+    result = deploy_stack(aws, DeployRequest("processor", {
+        "DeadLetterEmail": "ops@example.com", "ApiServer": receiver.url,
+        "ApiServerAuthToken": API_TOKEN, "DataLakeBucket": bucket,
+    }, stack_name=stack, assume_yes=True), HOOKS)
+    assert result.status == "CREATE_COMPLETE"
+    return Deployed(aws, stack, result.outputs, bucket)
+
+
+@pytest.fixture
+def edp(aws: ClientFactory) -> Deployed:
+    bucket, code, stack = unique("instruments"), unique("code"), unique("edp")
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=code)
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}})
+    result = deploy_stack(aws, DeployRequest("edp", {
+        "BucketName": bucket, "EventBusName": unique("bus"),
+    }, stack_name=stack, code_bucket=code, assume_yes=True), HOOKS)
+    assert result.status == "CREATE_COMPLETE"
+    return Deployed(aws, stack, result.outputs, bucket)
+
+
+def doctor(stack: str) -> tuple[int, dict[str, dict[str, object]], str]:
+    result = runner.invoke(app, ["-o", "json", "doctor", "--stack", stack])
+    checks = {c["check"]: c for c in json.loads(result.stdout)}
+    return result.exit_code, checks, result.stderr
+
+
+def failed(checks: dict[str, dict[str, object]]) -> list[str]:
+    return [name for name, c in checks.items() if not c["ok"]]
+
+
+def test_healthy_processor_stack_passes_every_check(processor):
+    code, checks, stderr = doctor(processor.stack)
+    assert code == 0, checks
+    assert failed(checks) == []
+    assert set(checks) == {
+        "stack status", "function configured", "rule enabled and targeting the function",
+        "dead-letter queue empty", "no recent Lambda errors", "callback endpoint reachable",
+        "data-lake bucket encrypted",
+    }
+    assert f"{len(checks)} passed, 0 failed" in stderr
+
+
+def test_healthy_edp_stack_passes_every_check(edp):
+    code, checks, _ = doctor(edp.stack)
+    assert code == 0, checks
+    assert failed(checks) == []
+    assert "bucket sends events to EventBridge" in checks
+    assert "ingest queue wired to the ingest function" in checks
+
+
+def test_disabled_rule_is_reported_with_the_command_that_fixes_it(processor):
+    rule = processor.outputs["RuleName"]
+    processor.aws.client("events").disable_rule(Name=rule)
+    code, checks, _ = doctor(processor.stack)
+    assert code == 1
+    assert failed(checks) == ["rule enabled and targeting the function"]
+    check = checks["rule enabled and targeting the function"]
+    assert check["detail"] == f"rule {rule} is disabled"
+    assert check["fix"] == f"aws events enable-rule --name {rule}"
+
+
+def test_bucket_notifications_off_is_reported(edp):
+    edp.aws.client("s3").put_bucket_notification_configuration(
+        Bucket=edp.bucket, NotificationConfiguration={})
+    code, checks, _ = doctor(edp.stack)
+    assert code == 1
+    assert failed(checks) == ["bucket sends events to EventBridge"]
+    assert checks["bucket sends events to EventBridge"]["detail"] == (
+        f"{edp.bucket}: EventBridge notifications off")
+
+
+def test_messages_in_the_dead_letter_queue_are_reported(processor):
+    sqs = processor.aws.client("sqs")
+    for n in range(3):
+        sqs.send_message(QueueUrl=processor.outputs["DeadLetterQueueUrl"], MessageBody=f'{{"n": {n}}}')
+    code, checks, _ = doctor(processor.stack)
+    assert code == 1
+    assert failed(checks) == ["dead-letter queue empty"]
+    check = checks["dead-letter queue empty"]
+    assert str(check["detail"]).startswith("3 message(s) in ")
+    assert check["fix"] == f"omics-edp dlq list --stack {processor.stack}, then dlq redrive after the fix"
+
+
+def test_receiver_down_is_reported(processor, receiver):
+    receiver.down = True
+    code, checks, _ = doctor(processor.stack)
+    assert code == 1
+    assert failed(checks) == ["callback endpoint reachable"]
+    assert checks["callback endpoint reachable"]["detail"] == (
+        f"{receiver.url}/internal/callbacks/health: HTTP 503")
+
+
+def test_table_output_marks_each_check_and_prints_the_fix(processor, receiver):
+    receiver.down = True
+    result = runner.invoke(app, ["doctor", "--stack", processor.stack])
+    assert result.exit_code == 1
+    assert "✓ stack status: CREATE_COMPLETE" in result.stdout
+    assert "✗ callback endpoint reachable" in result.stdout
+    assert "fix: check the WES service" in result.stdout
+
+
+def test_unknown_stack_is_a_configuration_error(aws):
+    result = runner.invoke(app, ["doctor", "--stack", "no-such-stack"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "Error: stack 'no-such-stack' not found in this account/region"
