@@ -57,8 +57,11 @@ class ClientFactory:
         if self._session is None:
             try:
                 keys = self.credentials or (None, None)
+                # boto3 reads AWS_DEFAULT_REGION and the profile but not AWS_REGION, which the
+                # AWS CLI v2 and the Lambda runtime use and which wins over both there.
+                region = self.region or os.environ.get("AWS_REGION") or None
                 self._session = boto3.session.Session(
-                    profile_name=self.profile, region_name=self.region,
+                    profile_name=self.profile, region_name=region,
                     aws_access_key_id=keys[0], aws_secret_access_key=keys[1],
                 )
             except ProfileNotFound as e:

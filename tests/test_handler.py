@@ -54,6 +54,16 @@ def test_handler_delivers_with_token_from_secrets_manager(lambda_env, receiver, 
     assert len(archived_keys(lambda_env)) == 1
 
 
+def test_handler_takes_the_token_from_auth_token_without_a_secret(lambda_env, receiver, monkeypatch):
+    monkeypatch.delenv("ENV_SECRETS")
+    monkeypatch.setenv("AUTH_TOKEN", API_TOKEN)  # the only place the key can come from now
+    handler.reset()
+    result = handler.lambda_handler(sample_event("running"), None)
+    assert result["outcome"] == "delivered"
+    [request] = receiver.requests
+    assert request.headers["x-internal-api-key"] == API_TOKEN
+
+
 def test_handler_returns_a_clear_error_for_an_invalid_event(lambda_env, receiver):
     result = handler.lambda_handler({"source": "aws.s3"}, None)
     assert result["statusCode"] == 400 and result["outcome"] == "invalid"

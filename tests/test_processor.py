@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import Any
 
 import boto3
@@ -12,6 +13,7 @@ from conftest import API_TOKEN
 from moto import mock_aws
 from omics_helpers import (
     BUCKET,
+    FAST,
     PREFIX,
     SAMPLES,
     WES_RUN_ID,
@@ -22,7 +24,11 @@ from omics_helpers import (
 )
 
 from omics_edp_cli.errors import ArchiveError, DeliveryError
+from omics_edp_cli.omics.archive import ARCHIVE_NAMESPACE, ArchiveStore, Encryption, archive_key
 from omics_edp_cli.omics.config import CALLBACK_PATH
+from omics_edp_cli.omics.delivery import CallbackClient
+from omics_edp_cli.omics.event import flatten, parse_time
+from omics_edp_cli.omics.processor import Processor
 from omics_edp_cli.ops.receiver import Scripted
 
 
@@ -68,7 +74,56 @@ def test_archive_key_is_event_time_and_uuid5_of_event_id(s3, receiver):
     make_processor(s3, omics, receiver.url).process(event)
     [key] = archived_keys(s3)
     assert key.startswith(f"{PREFIX}/event_20260122_222545_")
-    assert key.endswith(".json") and len(key.rsplit("_", 1)[1]) == len("x" * 36 + ".json")
+    name = uuid.UUID(key.rsplit("_", 1)[1].removesuffix(".json"))
+    assert name.version == 5
+    # Derived from the event id alone: the same id always gives the same key, another id another.
+    assert name == uuid.uuid5(ARCHIVE_NAMESPACE, event["id"])
+    other = archive_key(PREFIX, parse_time(event["time"]), event["id"] + "-other")
+    assert other != key and archive_key(PREFIX, parse_time(event["time"]), event["id"]) == key
+
+
+def test_flatten_matches_the_seed_lambda():
+    event = sample_event("completed")
+    flat = flatten(event)
+    # detail.* lifted to the top, list items suffixed, scalars kept.
+    assert flat["runId"] == "8567247" and flat["status"] == "COMPLETED"
+    assert flat["resources_0"] == event["resources"][0]
+    assert flat["source"] == "aws.omics" and flat["detail-type"] == "Run Status Change"
+    assert "detail" not in flat and "resources" not in flat
+    nested = flatten({"a": 1, "b": {"c": 2, "d": {"e": 3}}, "l": [4, {"f": 5}], "c": 6})
+    assert nested == {"a": 1, "c": 6, "d": {"e": 3}, "l_0": 4, "f_1": 5}
+
+
+def test_archive_is_kms_encrypted_when_a_key_is_given(s3, receiver):
+    key_id = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["KeyId"]
+    event = sample_event("running")
+    omics, _ = stub_omics(event, tags={"WESRunId": WES_RUN_ID})
+    callback = CallbackClient(receiver.url, API_TOKEN, FAST)
+    archive = ArchiveStore(s3, BUCKET, PREFIX, Encryption(kms_key_id=key_id))
+    Processor(archive, omics, callback).process(event)
+    [key] = archived_keys(s3)
+    head = s3.head_object(Bucket=BUCKET, Key=key)
+    assert head["ServerSideEncryption"] == "aws:kms"
+    assert head["SSEKMSKeyId"].endswith(key_id)
+
+
+@pytest.mark.parametrize("status", [501, 505, 507])
+def test_any_5xx_is_retried(s3, receiver, status):
+    receiver.script(status, 200)
+    event = sample_event("running")
+    omics, _ = stub_omics(event, tags={"WESRunId": WES_RUN_ID})
+    result = make_processor(s3, omics, receiver.url).process(event)
+    assert result.outcome == "delivered" and result.attempts == 2
+    assert len(receiver.requests) == 2
+
+
+def test_a_callback_slower_than_the_timeout_is_retried_and_delivered(s3, receiver):
+    # The first answer comes after the read timeout; the second at once.
+    receiver.script(Scripted(200, delay=FAST.timeout + 0.5), 200)
+    event = sample_event("running")
+    omics, _ = stub_omics(event, tags={"WESRunId": WES_RUN_ID})
+    result = make_processor(s3, omics, receiver.url).process(event)
+    assert result.outcome in {"delivered", "already_processed"} and result.attempts == 2
 
 
 def test_failed_with_long_status_message_is_truncated_and_accepted(s3, receiver):

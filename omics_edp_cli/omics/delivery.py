@@ -24,7 +24,8 @@ from omics_edp_cli.omics.secrets import Redactor
 
 log = logging.getLogger(__name__)
 
-TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# Every 5xx is the server's trouble, not the payload's: retried like 408 and 429.
+TRANSIENT_STATUSES = frozenset({408, 429, *range(500, 600)})
 AUTH_HEADER = "X-Internal-API-Key"
 _BODY_LIMIT = 2000
 
@@ -150,7 +151,7 @@ class CallbackClient:
         attempts = _attempts(response)
         body = self._redact(response.text[:_BODY_LIMIT])
         status = response.status_code
-        if status in TRANSIENT_STATUSES or status >= 500:
+        if status in TRANSIENT_STATUSES:
             raise DeliveryError(
                 f"callback to {self.url} still failing after {attempts} attempts: "
                 f"HTTP {status} {body[:200]}",
