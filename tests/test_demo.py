@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
 
 from typer.testing import CliRunner
 
@@ -46,3 +53,40 @@ def test_demo_tells_each_step_in_a_line():
         assert f"✓ {title}:" in result.stderr
     assert "Demo finished in" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_keep_leaves_the_local_aws_running_for_the_other_commands():
+    """`demo --keep` prints the environment; another process uses it; Ctrl-C stops it cleanly."""
+    demo = subprocess.Popen([sys.executable, "-m", "omics_edp_cli", "demo", "--keep"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        export = ""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and demo.poll() is None:
+            line = demo.stdout.readline()  # type: ignore[union-attr]
+            if line.startswith("export "):
+                export = line
+                break
+        assert export, "demo --keep printed no export line"
+        env = dict(os.environ)
+        env.update(pair.split("=", 1) for pair in shlex.split(export)[1:])
+        assert env["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+        stacks = json.loads(subprocess.run(
+            [sys.executable, "-m", "omics_edp_cli", "-o", "json", "dlq", "list", "--stack",
+             _stack_named_in(demo)], env=env, capture_output=True, text=True, check=True).stdout)
+        assert sum(g["count"] for g in stacks["groups"]) == 2
+    finally:
+        demo.send_signal(signal.SIGINT)
+        _, err = demo.communicate(timeout=30)
+    assert demo.returncode == 0
+    assert "Stopped." in err
+
+
+def _stack_named_in(demo: subprocess.Popen[str]) -> str:
+    """The processor stack name from the hints `--keep` prints on stderr after the export line."""
+    for _ in range(200):  # bounded: the demo prints a few dozen lines
+        line = demo.stderr.readline()  # type: ignore[union-attr]
+        match = re.search(r"dlq list --stack (\S+)", line)
+        if match:
+            return match.group(1)
+    raise AssertionError("no `dlq list --stack` hint on stderr")

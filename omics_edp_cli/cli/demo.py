@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -12,7 +11,7 @@ from omics_edp_cli.cli.context import AppContext, OutputFormat, app_context
 from omics_edp_cli.cli.render import print_json, render_rows
 
 if TYPE_CHECKING:
-    from omics_edp_cli.ops.demo import Names
+    from omics_edp_cli.ops.demo import DemoResult, Names
     from omics_edp_cli.ops.sandbox import LocalSandbox
 
 
@@ -48,38 +47,48 @@ def demo(
         if step.rows:
             render_rows(app, step.rows)
 
-    result = run_demo(report, keep=_wait_for_ctrl_c(app, names) if keep else None, names=names)
-    summary = {
-        "archived_payloads": result.archived,
-        "callbacks_accepted": result.callbacks_accepted,
-        "deliveries_failed_then_replayed": result.deliveries_failed,
-        "replay": result.replayed,
-        "batches_emitted": result.batches_emitted,
-        "dead_letters": result.dead_letters,
-        "seconds": round(result.seconds, 1),
-        "steps": steps,
-    }
+    if keep:
+        def hold(box: LocalSandbox, result: DemoResult) -> None:
+            _finish(app, result, steps)
+            _wait_for_ctrl_c(app, names, box)
+
+        run_demo(report, keep=hold, names=names)
+    else:
+        _finish(app, run_demo(report, names=names), steps)
+
+
+def _finish(app: AppContext, result: DemoResult, steps: list[dict[str, Any]]) -> None:
     if app.output is OutputFormat.json:
-        print_json(app, summary)
+        print_json(app, {
+            "archived_payloads": result.archived,
+            "callbacks_accepted": result.callbacks_accepted,
+            "deliveries_failed_then_replayed": result.deliveries_failed,
+            "replay": result.replayed,
+            "batches_emitted": result.batches_emitted,
+            "dead_letters": result.dead_letters,
+            "seconds": round(result.seconds, 1),
+            "steps": steps,
+        })
     else:
         app.err.print(f"[bold]Demo finished in {result.seconds:.1f} s.[/]")
 
 
-def _wait_for_ctrl_c(app: AppContext, names: Names) -> Callable[[LocalSandbox], None]:
-    def keep(box: LocalSandbox) -> None:
-        app.err.print("\nThe local AWS is still running. In another shell:")
-        app.out.print(f"export AWS_ENDPOINT_URL={box.aws_url} AWS_ACCESS_KEY_ID=omics-edp-local "
-                      "AWS_SECRET_ACCESS_KEY=omics-edp-local AWS_REGION=us-east-1")
-        app.err.print(f"  omics-edp batches list --stack {names.edp_stack}\n"
-                      f"  omics-edp dlq list --stack {names.processor_stack}\n"
-                      f"  omics-edp doctor --stack {names.processor_stack}\n"
-                      "Press Ctrl-C to stop.")
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            app.err.print("Stopped.")
-
-    return keep
+def _wait_for_ctrl_c(app: AppContext, names: Names, box: LocalSandbox) -> None:
+    """Print how to reach the local AWS from another shell, then serve until Ctrl-C."""
+    app.err.print("\nThe local AWS is still running. In another shell:")
+    app.out.print(
+        f"export AWS_ENDPOINT_URL={box.aws_url} AWS_ENDPOINT_URL_OMICS={box.omics.url} "
+        "AWS_ACCESS_KEY_ID=omics-edp-local AWS_SECRET_ACCESS_KEY=omics-edp-local "
+        f"AWS_REGION=us-east-1 OMICS_EDP_API_TOKEN={box.token}", soft_wrap=True)
+    app.out.file.flush()
+    app.err.print(f"  omics-edp batches list --stack {names.edp_stack}\n"
+                  f"  omics-edp dlq list --stack {names.processor_stack}\n"
+                  f"  omics-edp doctor --stack {names.processor_stack}\n"
+                  "Press Ctrl-C to stop.")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        app.err.print("Stopped.")
 
 
 def register(app: typer.Typer) -> None:

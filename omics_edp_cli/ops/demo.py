@@ -104,7 +104,7 @@ class DemoResult:
 Report = Callable[[Step], None]
 
 
-def run_demo(report: Report, *, keep: Callable[[LocalSandbox], None] | None = None,
+def run_demo(report: Report, *, keep: Callable[[LocalSandbox, DemoResult], None] | None = None,
              names: Names | None = None) -> DemoResult:
     """Run every step against a fresh sandbox; `keep` is called before it shuts down."""
     started = time.monotonic()
@@ -126,7 +126,7 @@ def run_demo(report: Report, *, keep: Callable[[LocalSandbox], None] | None = No
         result.callbacks_accepted = len(box.receiver.accepted)
         result.seconds = time.monotonic() - started
         if keep is not None:
-            keep(box)
+            keep(box, result)
     return result
 
 
