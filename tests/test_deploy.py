@@ -106,7 +106,7 @@ def test_first_edp_deploy_creates_the_stack(aws):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["status"] == "CREATE_COMPLETE"
-    assert data["code_key"] == packaging.build("edp").s3_key("omics-run-events/lambda")
+    assert data["code_key"] == packaging.build("edp").s3_key("omics-edp/lambda")
     assert {"StateTableName", "IngestQueueUrl", "IngestDeadLetterQueueUrl",
             "FlushDeadLetterQueueUrl", "EventBusName"} <= set(data["outputs"])
     table = aws.client("dynamodb").describe_table(TableName=data["outputs"]["StateTableName"])["Table"]

@@ -101,14 +101,21 @@ def prepare(request: DeployRequest, env: Mapping[str, str] | None = None) -> tup
     return template, values
 
 
+def default_code_prefix(kind: str, values: Mapping[str, str]) -> str:
+    """Where packages go when `--code-prefix` is not given: beside the archive, or `omics-edp/lambda`."""
+    if kind == "processor":
+        return (values.get("BucketPrefix") or "omics-run-events").strip("/") + "/lambda"
+    return "omics-edp/lambda"
+
+
 def deploy_stack(clients: ClientFactory, request: DeployRequest, hooks: DeployHooks | None = None,
                  env: Mapping[str, str] | None = None) -> DeployResult:
     hooks = hooks or DeployHooks()
     template, values = prepare(request, env)
     redact = Redactor(*(values.get(k) for k in template.no_echo()))
     bucket = request.code_bucket or values.get("DataLakeBucket")
-    prefix = request.code_prefix if request.code_prefix is not None else (
-        values.get("BucketPrefix") or "omics-run-events") + "/lambda"
+    prefix = request.code_prefix if request.code_prefix is not None else default_code_prefix(
+        request.kind, values)
     if not bucket:
         raise ConfigError("--code-bucket is required (no DataLakeBucket to default to)")
 
@@ -116,17 +123,19 @@ def deploy_stack(clients: ClientFactory, request: DeployRequest, hooks: DeployHo
     key = package.s3_key(prefix)
     cfn = clients.client("cloudformation")
     existing = _describe(cfn, request.name)
-    if existing is not None and existing["StackStatus"] == "ROLLBACK_COMPLETE":
-        existing = _recreate_after_failed_create(cfn, request, hooks, existing)
-    elif existing is not None and existing["StackStatus"].endswith("_IN_PROGRESS"):
+    failed_create = existing is not None and existing["StackStatus"] == "ROLLBACK_COMPLETE"
+    if existing is not None and existing["StackStatus"].endswith("_IN_PROGRESS"):
         raise OperationError(f"stack {request.name} is busy ({existing['StackStatus']}); "
                              "wait for it to finish and run deploy again")
+    # Checked before anything is deleted: a stack created again has no previous value to keep.
     for name in sorted(template.no_echo()):
         if name not in values:
-            if existing is None:
+            if existing is None or failed_create:
                 raise ConfigError(f"{request.source}: missing required parameter {name!r} "
                                   f"(set {TOKEN_ENV} or pass --parameter {name}=VALUE)")
             values[name] = ""  # marker: UsePreviousValue below
+    if failed_create:
+        existing = _recreate_after_failed_create(cfn, request, hooks, redact)
 
     result = DeployResult(request.name, existing["StackStatus"] if existing else "NEW", key)
     result.uploaded = _upload(clients.client("s3"), bucket, key, package.data)
@@ -170,7 +179,9 @@ def deploy_stack(clients: ClientFactory, request: DeployRequest, hooks: DeployHo
     if not request.assume_yes and not hooks.confirm(f"Execute these changes on {request.name}?"):
         cfn.delete_change_set(StackName=request.name, ChangeSetName=change_set)
         raise OperationError("deploy cancelled; the change set was deleted")
-    started = datetime.now(UTC)
+    # CloudFormation's own clock: this change set's events come after it was created, a
+    # previous deploy's before, whatever the local clock says.
+    started = described.get("CreationTime") or datetime.now(UTC)
     cfn.execute_change_set(StackName=request.name, ChangeSetName=change_set)
     result.executed = True
     result.status, events = _follow(cfn, request.name, started, hooks, redact)
@@ -180,7 +191,8 @@ def deploy_stack(clients: ClientFactory, request: DeployRequest, hooks: DeployHo
             cfn.update_termination_protection(StackName=request.name, EnableTerminationProtection=True)
             hooks.info("termination protection on")
     else:
-        result.failures = first_failures(events)
+        # Reasons can quote parameter values: mask NoEcho ones here too, as in the events.
+        result.failures = [{**f, "reason": redact(f["reason"])} for f in first_failures(events)]
     return result
 
 
@@ -194,7 +206,7 @@ def _describe(cfn: Any, name: str) -> dict[str, Any] | None:
 
 
 def _recreate_after_failed_create(cfn: Any, request: DeployRequest, hooks: DeployHooks,
-                                  existing: dict[str, Any]) -> None:
+                                  redact: Callable[[str], str]) -> None:
     explanation = (f"stack {request.name} is in ROLLBACK_COMPLETE: its first create failed and "
                    "CloudFormation cannot update it")
     if not request.assume_yes:
@@ -208,7 +220,7 @@ def _recreate_after_failed_create(cfn: Any, request: DeployRequest, hooks: Deplo
             return None
         if current["StackStatus"] == "DELETE_FAILED":
             raise OperationError(f"deleting stack {request.name} failed: "
-                                 f"{current.get('StackStatusReason', '')}")
+                                 f"{redact(current.get('StackStatusReason', ''))}")
         hooks.sleep(hooks.poll_seconds)
     raise OperationError(f"stack {request.name} is still being deleted after 30 minutes")
 
@@ -270,7 +282,8 @@ def _follow(cfn: Any, stack: str, since: datetime, hooks: DeployHooks,
             fresh.extend(e for e in page_events if e["EventId"] not in seen)
             if len(page_events) < len(page["StackEvents"]):
                 break  # older than this deploy: stop paging
-        for event in sorted(fresh, key=lambda e: e["Timestamp"]):
+        # Pages come newest first; reversed, a stable sort keeps same-millisecond events in order.
+        for event in sorted(reversed(fresh), key=lambda e: e["Timestamp"]):
             seen.add(event["EventId"])
             events.append(event)
             hooks.event({

@@ -74,10 +74,33 @@ def patch_moto_eventbridge_notification() -> None:
     responses.S3Response.get_bucket_notification = get_bucket_notification  # type: ignore[method-assign]
 
 
+def patch_moto_scheduled_rules() -> None:
+    """Keep moto's schedule-only rules (no event pattern) from matching every event, as in AWS.
+
+    moto 5.2 treats a missing pattern as "match all", so the EDP flush schedule would take
+    every S3 event, fail on its Lambda target, and (moto swallowing that error) stop the event
+    before it reaches the ingest queue's rule. Idempotent.
+    """
+    from moto.events import models
+
+    method = models.Rule.send_to_targets
+    if getattr(method, "_omics_edp_fixed", False):
+        return
+
+    def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        if self.scheduled_expression and not self.event_pattern._pattern:
+            return None
+        return method(self, original_event, transform_input)
+
+    send_to_targets._omics_edp_fixed = True  # type: ignore[attr-defined]
+    models.Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
+
+
 def patch_moto() -> None:
     """The local AWS's known gaps this project's commands meet (DESIGN §6)."""
     patch_moto_change_set_outputs()
     patch_moto_eventbridge_notification()
+    patch_moto_scheduled_rules()
 
 
 def _free_port() -> int:
