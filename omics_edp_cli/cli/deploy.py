@@ -40,7 +40,8 @@ def deploy(
     ] = None,
     code_prefix: Annotated[
         str | None,
-        typer.Option(help="Key prefix for the package (default: BucketPrefix/lambda for the processor, omics-edp/lambda for edp)."),
+        typer.Option(help="Key prefix for the package (default: BucketPrefix/lambda for the "
+                     "processor, omics-edp/lambda for edp)."),
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Execute without asking.")] = False,
     no_execute: Annotated[
