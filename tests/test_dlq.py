@@ -1,4 +1,4 @@
-"""`omics-edp dlq list|show|redrive|purge` against a moto server: the three message shapes, both stacks."""
+"""`omics-edp dlq list|show|redrive|purge` against a moto server: the four message shapes, both stacks."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from urllib.parse import unquote
 
 import pytest
 from conftest import FIXTURES, fixture_json
-from replay.dlq_shapes import async_invocation_dlq, destination_record
+from replay.dlq_shapes import async_invocation_dlq, destination_record, eventbridge_target_dlq
 from typer.testing import CliRunner
 
 from omics_edp_cli.aws import ClientFactory
@@ -22,6 +22,8 @@ from omics_edp_cli.cli.context import AppContext
 
 runner = CliRunner()
 TIMEOUT = "{request_id} Task timed out after 60.00 seconds (run {run})"
+THROTTLED_SIGNATURE = ("THROTTLING: Rate Exceeded. (Service: AWSLambda; Status Code: 429; "
+                       "Error Code: TooManyRequestsException; Request ID: <id>; Proxy: null)")
 
 
 @dataclass
@@ -38,8 +40,15 @@ class Deployment:
     ingest_dlq: str
     flush_dlq: str
     flush_function: str
+    function_arn: str = ""
+    rule: str = ""
     invoked: list[dict[str, Any]] = field(default_factory=list)
     events: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def processor_events(self) -> dict[str, Any]:
+        """The processor DLQ's messages (every HealthOmics event) by message id."""
+        return {k: v for k, v in self.events.items() if v["source"] == "aws.omics"}
 
     def cli(self, *args: str, output: str = "json") -> Any:
         # A wide terminal, so table cells are not wrapped mid-sentence.
@@ -64,15 +73,15 @@ def out(result: Any) -> Any:
     return json.loads("\n".join(lines[start:]))
 
 
-def _function(clients: ClientFactory, name: str) -> None:
+def _function(clients: ClientFactory, name: str) -> str:
     role = clients.client("iam").create_role(
         RoleName=f"{name}-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as z:
         z.writestr("handler.py", "def handler(event, context):\n    return event\n")
-    clients.client("lambda").create_function(
+    return str(clients.client("lambda").create_function(
         FunctionName=name, Runtime="python3.12", Role=role, Handler="handler.handler",
-        Code={"ZipFile": code.getvalue()})
+        Code={"ZipFile": code.getvalue()})["FunctionArn"])
 
 
 def _stack(clients: ClientFactory, name: str, outputs: dict[str, str]) -> None:
@@ -90,7 +99,7 @@ def deployment(monkeypatch: pytest.MonkeyPatch, moto_server: str) -> Deployment:
     clients = ClientFactory()
     sqs = clients.client("sqs")
     function, flush_function = f"processor-{tag}", f"edp-flush-{tag}"
-    _function(clients, function)
+    function_arn = _function(clients, function)
     processor_dlq = sqs.create_queue(QueueName=f"processor-dlq-{tag}")["QueueUrl"]
     flush_dlq = sqs.create_queue(QueueName=f"flush-dlq-{tag}")["QueueUrl"]
     ingest_dlq = sqs.create_queue(QueueName=f"ingest-dlq-{tag}")["QueueUrl"]
@@ -98,7 +107,8 @@ def deployment(monkeypatch: pytest.MonkeyPatch, moto_server: str) -> Deployment:
     ingest_queue = sqs.create_queue(QueueName=f"ingest-{tag}", Attributes={"RedrivePolicy": json.dumps(
         {"deadLetterTargetArn": dlq_arn["Attributes"]["QueueArn"], "maxReceiveCount": 1})})["QueueUrl"]
     deployment = Deployment(sqs, clients, function, f"proc-{tag}", processor_dlq, f"edp-{tag}",
-                            ingest_queue, ingest_dlq, flush_dlq, flush_function)
+                            ingest_queue, ingest_dlq, flush_dlq, flush_function, function_arn,
+                            rule=f"proc-{tag}-RunStatusRule-1A2B3C4D")
     _stack(clients, deployment.processor_stack,
            {"DeadLetterQueueUrl": processor_dlq, "FunctionName": function})
     _stack(clients, deployment.edp_stack,
@@ -115,6 +125,13 @@ def deployment(monkeypatch: pytest.MonkeyPatch, moto_server: str) -> Deployment:
         failed, function, "DeliveryError",
         "callback to http://api.example/internal still failing after 5 attempts: HTTP 503")
     deployment.events[sqs.send_message(QueueUrl=processor_dlq, **record)["MessageId"]] = failed
+    # ... and two events EventBridge could not hand to the function (the rule target's
+    # DeadLetterConfig is the same queue): throttled, each with its own request id.
+    rule_arn = f"arn:aws:events:us-east-1:123456789012:rule/{deployment.rule}"
+    for status in ("STARTING", "CANCELLED"):
+        event = fixture_json(f"omics/run-status-{status.lower()}.json")
+        body = eventbridge_target_dlq(event, rule_arn, function_arn)
+        deployment.events[sqs.send_message(QueueUrl=processor_dlq, **body)["MessageId"]] = event
 
     # EDP ingest DLQ: an S3 event the ingest function could not handle, moved by SQS itself.
     s3_event = json.loads((FIXTURES / "s3/object-created.json").read_text())
@@ -139,8 +156,9 @@ def test_list_groups_by_failure_signature_and_leaves_the_queue_as_it_was(deploym
 
     assert result.exit_code == 0, result.output
     data = out(result)
-    assert [(q["queue"], q["visible"]) for q in data["queues"]] == [("processor", 3)]
+    assert [(q["queue"], q["visible"]) for q in data["queues"]] == [("processor", 5)]
     groups = {(g["kind"], g["count"]): g for g in data["groups"]}
+    assert set(groups) == {("lambda-async", 2), ("eventbridge-target", 2), ("lambda-destination", 1)}
     timeout = groups[("lambda-async", 2)]
     assert timeout["signature"] == (
         f"lambda:{deployment.function}: <id> Task timed out after 60.00 seconds (run <n>)")
@@ -150,8 +168,13 @@ def test_list_groups_by_failure_signature_and_leaves_the_queue_as_it_was(deploym
         f"lambda:{deployment.function}: DeliveryError: callback to http://api.example/internal "
         "still failing after 5 attempts: HTTP 503")
     assert destination["first"] == "2026-11-23T01:02:03Z"
+    # EventBridge target failures: by rule and target, the request ids masked so both group.
+    eventbridge = groups[("eventbridge-target", 2)]
+    assert eventbridge["signature"] == (
+        f"rule:{deployment.rule} -> lambda:{deployment.function}: {THROTTLED_SIGNATURE}")
+    assert len(eventbridge["sample_ids"]) == 2 and eventbridge["first"] and eventbridge["last"]
     # Not consumed: every message is visible again at once.
-    assert deployment.visible(deployment.processor_dlq) == 3
+    assert deployment.visible(deployment.processor_dlq) == 5
     assert deployment.ids(deployment.processor_dlq) == before
 
 
@@ -167,11 +190,13 @@ def test_list_shows_sqs_redrive_messages_of_the_edp_stack_with_their_source(depl
 
 
 def test_show_prints_the_original_event_and_the_error_of_each_shape(deployment):
+    kinds = set()
     for message_id, event in deployment.events.items():
         stack = deployment.edp_stack if event.get("source") == "aws.s3" else deployment.processor_stack
         result = deployment.cli("show", message_id, "--stack", stack)
         assert result.exit_code == 0, result.output
         shown = out(result)
+        kinds.add(shown["kind"])
         assert shown["event"] == event
         if shown["kind"] == "lambda-async":
             assert shown["error_code"] == "200"
@@ -180,10 +205,17 @@ def test_show_prints_the_original_event_and_the_error_of_each_shape(deployment):
         elif shown["kind"] == "lambda-destination":
             assert (shown["error_type"], shown["condition"]) == ("DeliveryError", "RetriesExhausted")
             assert shown["stack_trace"] and shown["source"] == f"lambda:{deployment.function}"
+        elif shown["kind"] == "eventbridge-target":
+            assert shown["rule_arn"].endswith(f":rule/{deployment.rule}")
+            assert shown["target_arn"] == shown["function"] == deployment.function_arn
+            assert shown["error_code"] == "THROTTLING"
+            assert shown["error_message"].startswith("Rate Exceeded. (Service: AWSLambda; Status Code: 429")
+            assert (shown["condition"], shown["retry_attempts"]) == ("MaximumRetryAttempts", 10)
         else:
             assert shown["kind"] == "sqs-redrive"
             assert shown["message_attributes"]["origin"]["StringValue"] == "eventbridge"
-    assert deployment.visible(deployment.processor_dlq) == 3
+    assert kinds == {"lambda-async", "lambda-destination", "eventbridge-target", "sqs-redrive"}
+    assert deployment.visible(deployment.processor_dlq) == 5
     assert deployment.visible(deployment.ingest_dlq) == 1
 
 
@@ -198,6 +230,20 @@ def test_show_as_a_table_prints_the_error_then_the_event(deployment):
     assert '"status": "FAILED"' in result.stdout
 
 
+def test_show_as_a_table_prints_an_eventbridge_failures_rule_target_and_error_then_the_event(deployment):
+    message_id = next(i for i, e in deployment.events.items() if e["detail"].get("status") == "CANCELLED")
+
+    result = deployment.cli("show", message_id, "--stack", deployment.processor_stack, output="table")
+
+    assert result.exit_code == 0, result.output
+    assert "eventbridge-target" in result.stdout
+    assert f"rule:{deployment.rule} -> lambda:{deployment.function}" in result.stdout
+    assert deployment.function_arn in result.stdout and "THROTTLING" in result.stdout
+    assert "TooManyRequestsException" in result.stdout
+    assert result.stdout.index("THROTTLING") < result.stdout.index("Original event:")
+    assert result.stdout.index("Original event:") < result.stdout.index('"status": "CANCELLED"')
+
+
 def test_show_an_unknown_id_fails_with_one_line(deployment):
     result = deployment.cli("show", "no-such-id", "--stack", deployment.processor_stack)
     assert result.exit_code == 1
@@ -209,17 +255,21 @@ def test_redrive_reinvokes_lambda_failures_with_the_original_event_and_empties_t
 
     assert result.exit_code == 0, result.output
     rows = out(result)
-    assert {r["outcome"] for r in rows} == {"redriven"} and len(rows) == 3
+    assert {r["outcome"] for r in rows} == {"redriven"} and len(rows) == 5
+    assert sorted(r["kind"] for r in rows) == [
+        "eventbridge-target", "eventbridge-target", "lambda-async", "lambda-async", "lambda-destination"]
     assert {r["target"] for r in rows} == {f"lambda:{deployment.function}"}
     assert all(call["type"] == "Event" for call in deployment.invoked)
-    # By name for the async-invocation messages, by the record's (unqualified) ARN otherwise.
+    # By name for the async-invocation messages; by the (unqualified) ARN the destination record
+    # or EventBridge's TARGET_ARN names otherwise.
     arn = f"arn:aws:lambda:us-east-1:123456789012:function:{deployment.function}"
+    assert deployment.function_arn == arn
     assert sorted(unquote(call["path"]) for call in deployment.invoked) == sorted(
         [f"/2015-03-31/functions/{deployment.function}/invocations"] * 2
-        + [f"/2015-03-31/functions/{arn}/invocations"])
-    lambda_events = [e for e in deployment.events.values() if e["source"] == "aws.omics"]
+        + [f"/2015-03-31/functions/{arn}/invocations"] * 3)
+    # Each original event exactly once (the EventBridge ones too, not the SQS message around them).
     assert sorted(json.dumps(c["event"]) for c in deployment.invoked) == sorted(
-        json.dumps(e) for e in lambda_events)
+        json.dumps(e) for e in deployment.processor_events.values())
     assert deployment.visible(deployment.processor_dlq) == 0
 
 
@@ -250,9 +300,9 @@ def test_a_failed_redrive_keeps_the_message(deployment):
 
     assert result.exit_code == 1
     rows = out(result)
-    assert [r["outcome"] for r in rows] == ["failed"] * 3
+    assert [r["outcome"] for r in rows] == ["failed"] * 5
     assert all("ResourceNotFoundException" in r["error"] for r in rows)
-    assert deployment.visible(deployment.processor_dlq) == 3  # nothing deleted, visible again
+    assert deployment.visible(deployment.processor_dlq) == 5  # nothing deleted, visible again
 
 
 def test_an_async_failure_without_a_known_function_is_not_redriven(deployment):
@@ -263,7 +313,37 @@ def test_an_async_failure_without_a_known_function_is_not_redriven(deployment):
     assert outcomes["lambda-async"]["error"] == (
         "the function this message came from is unknown: pass --function")
     assert outcomes["lambda-destination"]["outcome"] == "redriven"  # the record names its function
+    assert outcomes["eventbridge-target"]["outcome"] == "redriven"  # so does TARGET_ARN
     assert deployment.visible(deployment.processor_dlq) == 2
+
+
+def test_an_eventbridge_message_is_kept_when_its_target_cannot_be_reinvoked(deployment):
+    """A target function that is gone, and a target that is not a function: both fail, both stay."""
+    queue = deployment.sqs.create_queue(QueueName=f"rule-dlq-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    event = fixture_json("omics/run-status-running.json")
+    rule_arn = "arn:aws:events:us-east-1:123456789012:rule/omics-edp-bus/package-ready"
+    gone = f"arn:aws:lambda:us-east-1:123456789012:function:deleted-{uuid.uuid4().hex[:8]}"
+    topic = "arn:aws:sns:us-east-1:123456789012:package-ready"
+    for target, code in ((gone, "RESOURCE_NOT_FOUND"), (topic, "NO_PERMISSIONS")):
+        deployment.sqs.send_message(QueueUrl=queue, **eventbridge_target_dlq(
+            event, rule_arn, target, code, "target unavailable", attempts=None, condition=None))
+
+    result = deployment.cli("redrive", "--queue-url", queue, "--rate", "0")
+
+    assert result.exit_code == 1
+    rows = {r["target"]: r for r in out(result)}
+    assert {r["outcome"] for r in rows.values()} == {"failed"}
+    assert "ResourceNotFoundException" in rows[f"lambda:{gone.rsplit(':', 1)[-1]}"]["error"]
+    assert rows["sns:package-ready"]["error"] == (
+        "the EventBridge target sns:package-ready is not a Lambda function: "
+        "only functions are re-invoked (pass --function to send the event to one)")
+    assert deployment.visible(queue) == 2  # nothing deleted
+
+    listed = out(deployment.cli("list", "--queue-url", queue))
+    assert sorted(g["signature"] for g in listed["groups"]) == [
+        f"rule:package-ready -> lambda:{gone.rsplit(':', 1)[-1]}: RESOURCE_NOT_FOUND: target unavailable",
+        "rule:package-ready -> sns:package-ready: NO_PERMISSIONS: target unavailable",
+    ]
 
 
 def test_redrive_dry_run_and_limit(deployment):
@@ -271,29 +351,28 @@ def test_redrive_dry_run_and_limit(deployment):
     assert dry.exit_code == 0, dry.output
     assert {r["outcome"] for r in out(dry)} == {"would redrive"}
     assert "dry run: nothing sent or deleted" in dry.stderr
-    assert deployment.invoked == [] and deployment.visible(deployment.processor_dlq) == 3
+    assert deployment.invoked == [] and deployment.visible(deployment.processor_dlq) == 5
 
     one = deployment.cli("redrive", "--stack", deployment.processor_stack, "--limit", "1")
     assert one.exit_code == 0, one.output
     assert len(out(one)) == 1 and len(deployment.invoked) == 1
-    assert deployment.visible(deployment.processor_dlq) == 2
+    assert deployment.visible(deployment.processor_dlq) == 4
 
 
 def test_purge_needs_yes_then_saves_every_message_before_deleting(deployment, tmp_path: Path):
     refused = deployment.cli("purge", "--stack", deployment.processor_stack)
     assert refused.exit_code == 2
     assert "pass --yes" in refused.stderr
-    assert deployment.visible(deployment.processor_dlq) == 3
+    assert deployment.visible(deployment.processor_dlq) == 5
 
     saved = tmp_path / "saved.jsonl"
     result = deployment.cli("purge", "--stack", deployment.processor_stack, "--save", str(saved), "--yes")
 
     assert result.exit_code == 0, result.output
-    assert f"Saved 3 message(s) to {saved}; deleted 3." in result.stderr
-    assert out(result) == {"saved": 3, "deleted": 3, "file": str(saved)}
+    assert f"Saved 5 message(s) to {saved}; deleted 5." in result.stderr
+    assert out(result) == {"saved": 5, "deleted": 5, "file": str(saved)}
     lines = [json.loads(line) for line in saved.read_text().splitlines()]
-    assert {line["message_id"]: line["event"] for line in lines} == {
-        k: v for k, v in deployment.events.items() if v["source"] == "aws.omics"}
+    assert {line["message_id"]: line["event"] for line in lines} == deployment.processor_events
     assert all(line["queue_url"] == deployment.processor_dlq for line in lines)
     assert deployment.visible(deployment.processor_dlq) == 0
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from conftest import fixture_json
-from replay.dlq_shapes import async_invocation_dlq, destination_record
+from replay.dlq_shapes import async_invocation_dlq, destination_record, eventbridge_target_dlq
 
 from omics_edp_cli.ops.dlq import DeadLetterQueue, QueueScan, _sendable_attributes, group
 from omics_edp_cli.ops.dlq_messages import (
@@ -14,10 +14,17 @@ from omics_edp_cli.ops.dlq_messages import (
     function_qualifier,
     mask_ids,
     parse_message,
+    rule_name,
+    target_label,
 )
 
 QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/processor-dlq"
 EVENT = fixture_json("omics/run-status-completed.json")
+RULE_ARN = "arn:aws:events:us-east-1:123456789012:rule/prod-omics-RunStatusRule-1A2B3C4D"
+FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:prod-omics-processor"
+THROTTLED = ("rule:prod-omics-RunStatusRule-1A2B3C4D -> lambda:prod-omics-processor: THROTTLING: "
+             "Rate Exceeded. (Service: AWSLambda; Status Code: 429; Error Code: "
+             "TooManyRequestsException; Request ID: <id>; Proxy: null)")
 
 
 def received(args: dict, message_id: str = "m-1", sent_ms: str = "1795395600000") -> dict:
@@ -46,6 +53,59 @@ def test_destination_record():
     assert letter.signature == "lambda:omics-processor: DeliveryError: HTTP 503 for run <n>"
     assert letter.failed_at.isoformat() == "2026-11-23T01:02:03.456000+00:00"
     assert letter.stack_trace and letter.record()["stack_trace"] == letter.stack_trace
+
+
+def test_eventbridge_target_failure_message():
+    # The processor stack's rule target has the same DLQ as the function (DeadLetterConfig).
+    letter = parse_message(received(eventbridge_target_dlq(EVENT, RULE_ARN, FUNCTION_ARN)), QUEUE,
+                           default_function="omics-processor", default_source_queue=QUEUE)
+    assert letter.kind == "eventbridge-target" and letter.event == EVENT
+    assert (letter.rule_arn, letter.target_arn) == (RULE_ARN, FUNCTION_ARN)
+    assert letter.function == FUNCTION_ARN and letter.is_lambda  # redriven to TARGET_ARN
+    assert letter.source_queue_url is None  # not an SQS redrive
+    assert (letter.error_code, letter.condition, letter.retry_attempts) == (
+        "THROTTLING", "MaximumRetryAttempts", 10)
+    assert letter.error_message.startswith("Rate Exceeded. (Service: AWSLambda; Status Code: 429;")
+    assert letter.signature == THROTTLED
+    assert letter.failed_at is not None and letter.failed_at.year == 2026
+    record = letter.record()
+    assert (record["rule_arn"], record["target_arn"], record["error_code"]) == (
+        RULE_ARN, FUNCTION_ARN, "THROTTLING")
+    assert record["event"] == EVENT
+
+
+def test_an_eventbridge_message_for_a_target_that_is_not_a_function():
+    args = eventbridge_target_dlq(
+        EVENT, "arn:aws:events:us-east-1:123456789012:rule/omics-edp-bus/package-ready",
+        "arn:aws:sns:us-east-1:123456789012:package-ready", "NO_PERMISSIONS",
+        "User: arn:aws:sts::123456789012:assumed-role/x is not authorized", attempts=None, condition=None)
+    letter = parse_message(received(args), QUEUE, default_function="omics-processor")
+    assert letter.kind == "eventbridge-target" and not letter.is_lambda and letter.function is None
+    assert (letter.retry_attempts, letter.condition) == (None, None)
+    assert letter.signature == (
+        "rule:package-ready -> sns:package-ready: NO_PERMISSIONS: User: <arn> is not authorized")
+
+
+@pytest.mark.parametrize(
+    ("arn", "label"),
+    [
+        (FUNCTION_ARN, "lambda:prod-omics-processor"),
+        (f"{FUNCTION_ARN}:live", "lambda:prod-omics-processor"),
+        ("arn:aws:sns:us-east-1:123456789012:topic", "sns:topic"),
+        ("arn:aws:sqs:us-east-1:123456789012:queue", "sqs:queue"),
+        ("arn:aws:states:us-east-1:123456789012:stateMachine:flow", "states:stateMachine:flow"),
+        ("arn:aws:events:us-east-1:123456789012:event-bus/other", "events:other"),
+        (None, "?"),
+    ],
+)
+def test_target_label(arn, label):
+    assert target_label(arn) == label
+
+
+def test_rule_name_on_the_default_and_a_custom_bus():
+    assert rule_name(RULE_ARN) == "prod-omics-RunStatusRule-1A2B3C4D"
+    assert rule_name("arn:aws:events:us-east-1:123456789012:rule/my-bus/my-rule") == "my-rule"
+    assert rule_name(None) is None
 
 
 def test_sqs_redrive_message_keeps_body_and_attributes():
@@ -99,8 +159,15 @@ def test_group_counts_same_cause_and_orders_biggest_first():
                                str(1795395600000 + i * 60_000)), QUEUE, queue.function)
         for i in range(4)
     ] + [parse_message(received(destination_record(EVENT, "omics-processor", "KeyError", "'x'"), "d"),
-                       QUEUE)]
-    rows = group([QueueScan(queue, {"visible": 5, "in_flight": 0, "delayed": 0}, letters)])
-    assert [(r["count"], r["kind"]) for r in rows] == [(4, "lambda-async"), (1, "lambda-destination")]
+                       QUEUE)] + [
+        # Throttled twice, each time with another request id: one cause, one group.
+        parse_message(received(eventbridge_target_dlq(EVENT, RULE_ARN, FUNCTION_ARN), f"e{i}"),
+                      QUEUE, queue.function)
+        for i in range(2)
+    ]
+    rows = group([QueueScan(queue, {"visible": 7, "in_flight": 0, "delayed": 0}, letters)])
+    assert [(r["count"], r["kind"]) for r in rows] == [
+        (4, "lambda-async"), (2, "eventbridge-target"), (1, "lambda-destination")]
+    assert (rows[1]["signature"], rows[1]["sample_ids"]) == (THROTTLED, ["e0", "e1"])
     assert rows[0]["sample_ids"] == ["t0", "t1", "t2"]
     assert (rows[0]["first"], rows[0]["last"]) == ("2026-11-23T01:00:00Z", "2026-11-23T01:03:00Z")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,11 +14,16 @@ from typing import Any
 import boto3
 import pytest
 from conftest import API_TOKEN, FIXTURES
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.s3.models import s3_backends
 from replay.helpers import PREFIX, T0, iso, minutes, payload, put_payload, seed_key
 from typer.testing import CliRunner
 
+from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.cli.app import app
+from omics_edp_cli.omics.archive import archive_key
 from omics_edp_cli.ops.receiver import CallbackReceiver, Scripted
+from omics_edp_cli.ops.replay import ReplayOptions, plan_replay, replay
 
 runner = CliRunner()
 STATUSES = ("PENDING", "STARTING", "RUNNING", "STOPPING", "COMPLETED")
@@ -225,6 +231,95 @@ def test_resume_sends_nothing_twice(archive, receiver, tmp_path):
     assert len(event_ids) == len(set(event_ids)) == 6
     # --report == --resume: the report grows, and now shows all six delivered.
     assert sum(1 for line in report_lines(report) if line["outcome"] == "delivered") == 6
+
+
+def test_replaying_a_window_again_without_resume_reports_every_event_already_processed(
+    archive, receiver, tmp_path
+):
+    for run_id in ("a", "b", "c"):
+        for i, status in enumerate(("RUNNING", "COMPLETED")):
+            archive.put(payload(run_id, status, T0 + minutes(i)))
+    args = window(T0, T0 + minutes(5))
+
+    first = run(archive, receiver, *args)
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["summary"] == {
+        "delivered": 6, "already_processed": 0, "skipped": 0, "failed": 0}
+
+    report = tmp_path / "again.jsonl"
+    second = run(archive, receiver, "--report", str(report), *args)
+
+    assert second.exit_code == 0, second.output
+    assert json.loads(second.stdout)["summary"] == {
+        "delivered": 0, "already_processed": 6, "skipped": 0, "failed": 0}
+    # Sent again (no --resume): the receiver recognised each event_id and changed nothing.
+    assert len(receiver.requests) == 12 and len(receiver.accepted) == 6
+    assert [(line["outcome"], line["http_status"]) for line in report_lines(report)] == [
+        ("already_processed", 200)] * 6
+
+
+class StillClock:
+    """The rate limiter's clock and sleep: time stands still and no wait really sleeps, so each
+    wait the limiter asks for is exactly how far its slot lies behind the first one."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def __call__(self) -> float:
+        return 1000.0
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(round(seconds, 6))
+
+
+@pytest.mark.parametrize("rate", [4.0, 0.0])
+def test_rate_spaces_every_delivery_on_one_schedule_shared_by_all_runs(archive, receiver, rate):
+    for r in range(4):
+        for i, status in enumerate(("RUNNING", "STOPPING", "COMPLETED")):
+            archive.put(payload(f"rated-{r}", status, T0 + minutes(i)))
+    clients = ClientFactory()
+    options = ReplayOptions(since=iso(T0), until=iso(T0 + minutes(5)), bucket=archive.bucket,
+                            api_server=receiver.url, concurrency=4, rate=rate)
+    plan = plan_replay(options, clients)
+    clock = StillClock()
+
+    result = replay(plan, clients, clock=clock, sleep=clock.sleep)
+
+    assert result.ok and result.summary()["delivered"] == 12 and len(receiver.requests) == 12
+    if rate:
+        # One slot per delivery, 1/rate apart, whichever of the four workers took it: the first
+        # goes at once, the others wait 0.25 s, 0.5 s, ... (a limiter per worker would repeat waits).
+        assert clock.waits and sorted(clock.waits) == [0.25 * k for k in range(1, 12)]
+    else:
+        assert clock.waits == []  # --rate 0: no limit
+
+
+def test_a_one_hour_window_of_a_large_archive_on_the_server_costs_few_list_calls(archive, receiver):
+    # Four days of archive, one event a minute; only the hour from T0 is replayed.
+    start = T0 - timedelta(days=2)
+    bodies = [payload(f"bulk-{i}", "RUNNING", start + minutes(i)) for i in range(4 * 24 * 60)]
+    # Written straight into the moto server's store (its S3 backend, in this process): 5,760
+    # PutObject calls over HTTP would take most of a minute. Listing and reading go over HTTP.
+    backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    for body in bodies:
+        key = archive_key(PREFIX, datetime.fromisoformat(body["event_time"]), body["event_id"])
+        backend.put_object(archive.bucket, key, json.dumps(body).encode())
+    in_window = [b for b in bodies if T0 <= datetime.fromisoformat(b["event_time"]) < T0 + timedelta(hours=1)]
+    full_listing = sum(1 for _ in archive.s3.get_paginator("list_objects_v2").paginate(
+        Bucket=archive.bucket, Prefix=f"{PREFIX}/", PaginationConfig={"PageSize": 1000}))
+
+    result = run(archive, receiver, "--dry-run", "--since", iso(T0),
+                 "--until", iso(T0 + timedelta(minutes=59, seconds=59)))
+
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert len(in_window) == 60 and data["listed"] == data["would_send"] == 60
+    assert data["first_key"].startswith(f"{PREFIX}/event_20261123_010000_")
+    assert data["last_key"].startswith(f"{PREFIX}/event_20261123_015900_")
+    assert full_listing == math.ceil(len(bodies) / 1000) == 6
+    assert data["list_calls"] <= math.ceil(len(in_window) / 1000) + 1  # 1 here (2 at most)
+    assert data["list_calls"] * 3 <= full_listing
+    assert receiver.requests == []
 
 
 def test_objects_that_are_not_json_or_not_payloads_are_reported_and_the_rest_delivered(

@@ -45,7 +45,8 @@ QueueOpt = Annotated[
 ]
 FunctionOpt = Annotated[
     str | None, typer.Option(help="The function whose async failures land in the queue (default: "
-                             "the stack's; destination records name their own).")
+                             "the stack's; destination records and EventBridge target failures "
+                             "name their own).")
 ]
 
 
@@ -152,7 +153,8 @@ def redrive_command(
 ) -> None:
     """Send dead letters back where they came from; each is deleted only once that succeeded.
 
-    SQS messages go back to their source queue; Lambda failures re-invoke the function (async).
+    SQS messages go back to their source queue; Lambda failures and EventBridge target failures
+    re-invoke the function (async) with the original event.
 
     Example: omics-edp dlq redrive --stack prod-omics --dry-run
     """

@@ -21,10 +21,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.errors import ConfigError, OperationError
 from omics_edp_cli.ops.dlq_messages import (
+    EVENTBRIDGE_TARGET,
     DeadLetter,
     function_name,
     function_qualifier,
     parse_message,
+    target_label,
 )
 from omics_edp_cli.ops.ratelimit import RateLimiter
 from omics_edp_cli.ops.stack import describe_stack
@@ -239,7 +241,8 @@ class RedriveOutcome:
 
 class Redriver:
     """Sends dead letters back where they came from: SQS messages to their source queue, Lambda
-    failures to their function (asynchronous invoke with the original event)."""
+    failures and EventBridge target failures to their function (asynchronous invoke with the
+    original event)."""
 
     def __init__(self, clients: ClientFactory, rate: float | None = None,
                  on_outcome: Callable[[RedriveOutcome], None] | None = None):
@@ -288,7 +291,8 @@ class Redriver:
         try:
             target, send = self._plan(queue, letter)
         except OperationError as e:
-            return RedriveOutcome(letter.message_id, queue.label, letter.kind, "?", "failed", str(e))
+            where = target_label(letter.target_arn) if letter.kind == EVENTBRIDGE_TARGET else "?"
+            return RedriveOutcome(letter.message_id, queue.label, letter.kind, where, "failed", str(e))
         if dry_run:
             return RedriveOutcome(letter.message_id, queue.label, letter.kind, target, "would redrive")
         self.limiter.acquire()
@@ -301,7 +305,15 @@ class Redriver:
         return RedriveOutcome(letter.message_id, queue.label, letter.kind, target, "redriven")
 
     def _plan(self, queue: DeadLetterQueue, letter: DeadLetter) -> tuple[str, Callable[[], None]]:
-        if letter.is_lambda:
+        eventbridge = letter.kind == EVENTBRIDGE_TARGET
+        if eventbridge and not letter.is_lambda and not queue.function_is_override:
+            if not letter.target_arn:
+                raise OperationError("the EventBridge target of this message is unknown: pass --function")
+            raise OperationError(
+                f"the EventBridge target {target_label(letter.target_arn)} is not a Lambda function: "
+                "only functions are re-invoked (pass --function to send the event to one)")
+        if letter.is_lambda or eventbridge:
+            # EventBridge messages name their target function (TARGET_ARN), like destination records.
             function = queue.function if queue.function_is_override else (letter.function or queue.function)
             if not function:
                 raise OperationError("the function this message came from is unknown: pass --function")

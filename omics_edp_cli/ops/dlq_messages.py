@@ -1,10 +1,14 @@
-"""The three shapes a dead-letter message comes in, and what each says about the failure.
+"""The four shapes a dead-letter message comes in, and what each says about the failure.
 
 * Lambda asynchronous-invocation DLQ (`DeadLetterConfig`): the body is the original event; the
   message attributes `RequestID`, `ErrorCode`, `ErrorMessage` carry the error.
 * Lambda on-failure destination: the body is an invocation record with `requestContext`
   (function ARN, condition), `requestPayload` (the event), `responseContext`, `responsePayload`
   (the error the function raised).
+* EventBridge target DLQ (a rule target's `DeadLetterConfig`): EventBridge could not invoke the
+  target at all (permissions, throttling, a deleted function). The body is the original event; the
+  message attributes `RULE_ARN`, `TARGET_ARN`, `ERROR_CODE`, `ERROR_MESSAGE` (and
+  `EXHAUSTED_RETRY_CONDITION`, `RETRY_ATTEMPTS` when retries ran out) carry the error.
 * SQS redrive: after `maxReceiveCount` receives the message itself is moved; the body is the
   original message, attributes are kept, and AWS adds `DeadLetterQueueSourceArn`.
 """
@@ -17,11 +21,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-Kind = Literal["lambda-async", "lambda-destination", "sqs-redrive"]
+Kind = Literal["lambda-async", "lambda-destination", "eventbridge-target", "sqs-redrive"]
 LAMBDA_ASYNC: Kind = "lambda-async"
 LAMBDA_DESTINATION: Kind = "lambda-destination"
+EVENTBRIDGE_TARGET: Kind = "eventbridge-target"
 SQS_REDRIVE: Kind = "sqs-redrive"
 ASYNC_ERROR_ATTRIBUTES = ("RequestID", "ErrorCode", "ErrorMessage")
+EVENTBRIDGE_ATTRIBUTES = ("RULE_ARN", "TARGET_ARN", "ERROR_CODE", "ERROR_MESSAGE")
 
 _ID_PATTERNS = (
     (re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"), "<id>"),
@@ -58,6 +64,29 @@ def function_qualifier(function: str | None) -> str | None:
     return None if qualifier in (None, "", "$LATEST") else qualifier
 
 
+def is_lambda_arn(arn: str | None) -> bool:
+    return bool(arn) and str(arn).split(":")[2:3] == ["lambda"]
+
+
+def rule_name(rule_arn: str | None) -> str | None:
+    """`my-rule` from `arn:aws:events:r:a:rule/my-rule` or `...:rule/my-bus/my-rule`."""
+    if not rule_arn:
+        return None
+    return rule_arn.rsplit("/", 1)[-1] if "/" in rule_arn else rule_arn.rsplit(":", 1)[-1]
+
+
+def target_label(target_arn: str | None) -> str:
+    """`lambda:my-fn` for a function; `sns:my-topic`, `sqs:my-queue`... for other targets."""
+    if not target_arn:
+        return "?"
+    if is_lambda_arn(target_arn):
+        return f"lambda:{function_name(target_arn)}"
+    parts = target_arn.split(":", 5)
+    if len(parts) < 6:
+        return target_arn
+    return f"{parts[2]}:{parts[5].rsplit('/', 1)[-1]}"
+
+
 @dataclass(frozen=True)
 class DeadLetter:
     """One dead-letter message, parsed. `event` is what was originally sent or invoked."""
@@ -73,12 +102,16 @@ class DeadLetter:
     function: str | None = None  # name or ARN of the Lambda function that failed
     source_queue_arn: str | None = None  # for SQS redrive, when AWS recorded it
     source_queue_url: str | None = None  # for SQS redrive: the queue known to feed this DLQ
+    rule_arn: str | None = None  # EventBridge: the rule whose target could not be invoked
+    target_arn: str | None = None  # EventBridge: that target
+    retry_attempts: int | None = None  # EventBridge: attempts made before giving up
     request_id: str | None = None
     error_code: str | None = None
     error_type: str | None = None
     error_message: str | None = None
     stack_trace: list[str] | None = None
-    condition: str | None = None  # destination records: RetriesExhausted, EventAgeExceeded, ...
+    condition: str | None = None  # RetriesExhausted, EventAgeExceeded (destination records);
+    # MaximumRetryAttempts, MaximumEventAgeInSeconds (EventBridge)
     failed_at: datetime | None = None
 
     @property
@@ -87,11 +120,16 @@ class DeadLetter:
 
     @property
     def is_lambda(self) -> bool:
+        """Redriven by invoking a function (an EventBridge message: when its target is one)."""
+        if self.kind == EVENTBRIDGE_TARGET:
+            return is_lambda_arn(self.target_arn)
         return self.kind != SQS_REDRIVE
 
     @property
     def source(self) -> str:
-        """Where the message came from: the function, or the source queue."""
+        """Where the message came from: the function, the rule and its target, or the source queue."""
+        if self.kind == EVENTBRIDGE_TARGET:
+            return f"rule:{rule_name(self.rule_arn) or '?'} -> {target_label(self.target_arn)}"
         if self.is_lambda:
             return f"lambda:{function_name(self.function) or '?'}"
         if self.source_queue_arn:
@@ -102,6 +140,10 @@ class DeadLetter:
 
     @property
     def error(self) -> str:
+        if self.kind == EVENTBRIDGE_TARGET:
+            # ERROR_CODE (NO_PERMISSIONS, THROTTLING, RESOURCE_NOT_FOUND...) then ERROR_MESSAGE.
+            parts = [p for p in (self.error_code, self.error_message) if p]
+            return ": ".join(parts) if parts else "no error recorded"
         if self.error_message or self.error_type:
             return ": ".join(p for p in (self.error_type, self.error_message) if p)
         if self.error_code:
@@ -125,9 +167,12 @@ class DeadLetter:
             "function": self.function,
             "source_queue_arn": self.source_queue_arn,
             "source_queue_url": self.source_queue_url,
+            "rule_arn": self.rule_arn,
+            "target_arn": self.target_arn,
             "failed_at": self.failed_at.isoformat() if self.failed_at else None,
             "request_id": self.request_id,
             "condition": self.condition,
+            "retry_attempts": self.retry_attempts,
             "error_code": self.error_code,
             "error_type": self.error_type,
             "error_message": self.error_message,
@@ -155,6 +200,7 @@ def parse_message(
     attributes = dict(message.get("Attributes") or {})
     message_attributes = dict(message.get("MessageAttributes") or {})
     decoded = _json(body)
+    event = decoded if decoded is not None else body
     common: dict[str, Any] = {
         "queue_url": queue_url,
         "message_id": message["MessageId"],
@@ -163,6 +209,23 @@ def parse_message(
         "attributes": attributes,
         "message_attributes": message_attributes,
     }
+    if any(name in message_attributes for name in EVENTBRIDGE_ATTRIBUTES):
+        # Checked first: the attributes are EventBridge's own, whatever the event in the body is.
+        target = _attribute(message_attributes, "TARGET_ARN")
+        attempts = _attribute(message_attributes, "RETRY_ATTEMPTS")
+        return DeadLetter(
+            kind=EVENTBRIDGE_TARGET,
+            event=event,
+            function=target if is_lambda_arn(target) else None,
+            rule_arn=_attribute(message_attributes, "RULE_ARN"),
+            target_arn=target,
+            retry_attempts=int(attempts) if attempts and attempts.isdigit() else None,
+            condition=_attribute(message_attributes, "EXHAUSTED_RETRY_CONDITION"),
+            error_code=_attribute(message_attributes, "ERROR_CODE"),
+            error_message=_attribute(message_attributes, "ERROR_MESSAGE"),
+            failed_at=_sent_at(attributes),
+            **common,
+        )
     if isinstance(decoded, dict) and "requestContext" in decoded and "requestPayload" in decoded:
         request = decoded.get("requestContext") or {}
         response = decoded.get("responsePayload")
@@ -185,7 +248,7 @@ def parse_message(
     if any(name in message_attributes for name in ASYNC_ERROR_ATTRIBUTES):
         return DeadLetter(
             kind=LAMBDA_ASYNC,
-            event=decoded if decoded is not None else body,
+            event=event,
             function=default_function,
             request_id=_attribute(message_attributes, "RequestID"),
             error_code=_attribute(message_attributes, "ErrorCode"),
@@ -195,7 +258,7 @@ def parse_message(
         )
     return DeadLetter(
         kind=SQS_REDRIVE,
-        event=decoded if decoded is not None else body,
+        event=event,
         source_queue_arn=attributes.get("DeadLetterQueueSourceArn"),
         source_queue_url=default_source_queue,
         failed_at=_sent_at(attributes),

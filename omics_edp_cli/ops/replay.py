@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +32,7 @@ from omics_edp_cli.omics.payload import undeliverable_reason
 from omics_edp_cli.omics.secrets import token_from_secret
 from omics_edp_cli.ops.archive_range import KeyRange
 from omics_edp_cli.ops.process import TOKEN_ENV
+from omics_edp_cli.ops.ratelimit import RateLimiter
 from omics_edp_cli.ops.replay_delivery import RunDeliverer
 from omics_edp_cli.ops.replay_read import READ_THREADS, ArchivedEvent, ArchiveReader
 from omics_edp_cli.ops.replay_report import (
@@ -305,11 +306,14 @@ def replay(
     stop: threading.Event | None = None,
     policy: DeliveryPolicy | None = None,
     env: Mapping[str, str] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], object] | None = None,
 ) -> ReplayResult:
     """Run a plan: list, then read and deliver at the same time (with `dry_run`, only read).
 
     Setting `stop` (or Ctrl-C) stops cleanly: no new request starts, in-flight ones finish and
-    are reported; `ReplayResult.interrupted` is then True.
+    are reported; `ReplayResult.interrupted` is then True. `clock` and `sleep` drive the
+    `plan.rate` limiter (default: the monotonic clock, and waits that `stop` interrupts).
     """
     progress = progress or _NoProgress()
     stop = stop or threading.Event()
@@ -323,7 +327,8 @@ def replay(
     result = ReplayResult(plan, selection)
     policy = policy or DeliveryPolicy.from_env(os.environ if env is None else env)
     writer = ReportWriter(plan.report, append=plan.append_report) if plan.report else None
-    deliverer = RunDeliverer(plan, policy, writer, progress, stop)
+    limiter = RateLimiter(plan.rate, clock=clock, sleep=sleep or stop.wait)
+    deliverer = RunDeliverer(plan, policy, writer, progress, stop, limiter)
     reader = ArchiveReader(plan, s3, todo)
     progress.phase("replaying", len(todo))
     filtered = 0

@@ -50,13 +50,15 @@ class RunDeliverer:
         writer: ReportWriter | None,
         progress: ReplayProgress,
         stop: threading.Event,
+        limiter: RateLimiter | None = None,
     ):
         self.plan = plan
         self.policy = policy
         self.writer = writer
         self.progress = progress
         self.stop = stop
-        self.limiter = RateLimiter(plan.rate, sleep=stop.wait)
+        # One limiter shared by every worker: `--rate` is for the whole replay, not per run.
+        self.limiter = limiter or RateLimiter(plan.rate, sleep=stop.wait)
         self.outcomes: list[EventOutcome] = []
         self.pool = ThreadPoolExecutor(max_workers=plan.concurrency, thread_name_prefix="replay")
         self.futures: list[Future[None]] = []

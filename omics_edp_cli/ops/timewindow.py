@@ -44,9 +44,6 @@ class TimeWindow:
     def last_second(self) -> datetime:
         return self.until.replace(microsecond=0)
 
-    def contains(self, moment: datetime) -> bool:
-        return self.first_second <= moment <= self.until
-
     def describe(self) -> str:
         fmt = "%Y-%m-%dT%H:%M:%SZ"
         return f"{self.since.strftime(fmt)} .. {self.until.strftime(fmt)}"

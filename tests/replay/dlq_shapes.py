@@ -1,4 +1,4 @@
-"""The three dead-letter message shapes, as AWS writes them."""
+"""The dead-letter message shapes AWS writes (the fourth, SQS redrive, is made by SQS itself in tests)."""
 
 from __future__ import annotations
 
@@ -46,3 +46,30 @@ def destination_record(event: dict[str, Any], function: str, error_type: str, me
         },
     }
     return {"MessageBody": json.dumps(record)}
+
+
+THROTTLED = ("Rate Exceeded. (Service: AWSLambda; Status Code: 429; Error Code: TooManyRequestsException; "
+             "Request ID: {request_id}; Proxy: null)")
+
+
+def eventbridge_target_dlq(
+    event: dict[str, Any], rule_arn: str, target_arn: str, code: str = "THROTTLING",
+    message: str = THROTTLED, attempts: int | None = 10,
+    condition: str | None = "MaximumRetryAttempts",
+) -> dict[str, Any]:
+    """`SendMessage` arguments for an EventBridge rule target's dead-letter message: the original
+    event as the body, the error in the attributes EventBridge sets (all strings)."""
+    attributes = {
+        "RULE_ARN": rule_arn,
+        "TARGET_ARN": target_arn,
+        "ERROR_CODE": code,
+        "ERROR_MESSAGE": message.format(request_id=uuid.uuid4()),
+    }
+    if attempts is not None:
+        attributes["RETRY_ATTEMPTS"] = str(attempts)
+    if condition is not None:
+        attributes["EXHAUSTED_RETRY_CONDITION"] = condition
+    return {
+        "MessageBody": json.dumps(event),
+        "MessageAttributes": {k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
+    }
