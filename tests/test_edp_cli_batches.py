@@ -4,24 +4,30 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
+from edp.samples import eventbridge_event, sqs_record
 from moto import mock_aws
 from typer.testing import CliRunner
 
+from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.cli.app import app
+from omics_edp_cli.edp import handlers
 from omics_edp_cli.edp.batcher import Batcher
 from omics_edp_cli.edp.config import BatchRules
 from omics_edp_cli.edp.dynamodb_store import DynamoDBStore, create_table
 from omics_edp_cli.edp.emit import CollectingPublisher
 from omics_edp_cli.edp.engine import Engine
-from omics_edp_cli.edp.s3events import ObjectEvent
+from omics_edp_cli.edp.s3events import ObjectEvent, iso_time
 from omics_edp_cli.edp.sqlite_store import SqliteStore
 from omics_edp_cli.edp.store import BatchStore
 from omics_edp_cli.ops.batch_state import DEFAULT_DB
+from omics_edp_cli.ops.deploy import DeployHooks, DeployRequest, deploy_stack
 
 runner = CliRunner()
 BUCKET = "instrument-bucket"
@@ -173,3 +179,89 @@ def test_flush_a_table_needs_an_event_bus(deployed):
     assert "flush needs the event bus: pass --event-bus NAME or --stack" in result.stderr
     ok = invoke("batches", "flush", "novaseq-02/run-42/", "--table", "edp-state", "--event-bus", "quilt-edp")
     assert ok.exit_code == 0, ok.output
+
+
+# -- a stack deployed into the moto server, its state written by the ingest Lambda -------------
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def edp_stack(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """`omics-edp deploy`'s EDP stack (count threshold 10, quiet 300 s); then the ingest handler,
+    with the environment the stack gave its function, counts what `fill` does for the other targets:
+    run-41: 12 objects 200 s ago (one batch of 10 emitted, 2 open); run-42: 3 objects 60 s ago."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    clients = ClientFactory(region="us-east-1")
+    bucket, code, stack, bus = unique("instruments"), unique("code"), unique("edp"), unique("bus")
+    s3 = clients.client("s3")
+    s3.create_bucket(Bucket=code)
+    s3.create_bucket(Bucket=bucket)
+    result = deploy_stack(clients, DeployRequest("edp", {
+        "BucketName": bucket, "EventBusName": bus, "BucketThresholdEventCount": "10",
+    }, stack_name=stack, code_bucket=code, assume_yes=True), DeployHooks(poll_seconds=0.05))
+    assert result.status == "CREATE_COMPLETE"
+    # The stack's rule targets its SNS topic, which the local AWS cannot deliver to (PutEvents
+    # fails, DESIGN §6): a queue stands in for the consumer, as in `omics-edp demo`.
+    events, sqs, rule = clients.client("events"), clients.client("sqs"), f"{stack}-package-ready"
+    queue = sqs.create_queue(QueueName=unique("consumer"))["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    targets = events.list_targets_by_rule(Rule=rule, EventBusName=bus)["Targets"]
+    events.remove_targets(Rule=rule, EventBusName=bus, Ids=[t["Id"] for t in targets])
+    events.put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "consumer", "Arn": arn}])
+    function = clients.client("lambda").get_function_configuration(
+        FunctionName=result.outputs["IngestFunctionName"])
+    for name, value in function["Environment"]["Variables"].items():
+        monkeypatch.setenv(name, value)
+    now = time.time()
+    clock = {"now": now}
+    handlers.reset(clients=clients, clock=lambda: clock["now"])
+    try:
+        for run, files, ago in (("run-41", 12, 200), ("run-42", 3, 60)):
+            clock["now"] = now - ago
+            records = [sqs_record(eventbridge_event(f"novaseq-02/{run}/f{i}.bcl", f"{run}-{i}", bucket=bucket,
+                                                    time=iso_time(now - ago)), f"{run}-{i}")
+                       for i in range(files)]
+            assert handlers.ingest_handler({"Records": records}, None) == {"batchItemFailures": []}
+        [message] = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+        detail = json.loads(message["Body"])["detail"]
+        assert (detail["bucket"], detail["prefix"], detail["count"]) == (bucket, "novaseq-02/run-41/", 10)
+        yield {"stack": stack, "bucket": bucket, "table": result.outputs["StateTableName"]}
+    finally:
+        handlers.reset()
+
+
+def test_list_through_a_deployed_stack(edp_stack):
+    data = as_json("list", "--stack", edp_stack["stack"])
+    assert data["source"] == f"table {edp_stack['table']} (stack {edp_stack['stack']})"
+    opened = {r["prefix"]: r for r in data["open"]}
+    assert {p: (r["bucket"], r["count"]) for p, r in opened.items()} == {
+        "novaseq-02/run-41/": (edp_stack["bucket"], 2), "novaseq-02/run-42/": (edp_stack["bucket"], 3)}
+    assert 55 < opened["novaseq-02/run-42/"]["age_seconds"] < 120
+    assert 180 < opened["novaseq-02/run-42/"]["flush_in_seconds"] <= 240  # quiet 300 s from the stack
+    [recent] = data["recent"]
+    assert (recent["prefix"], recent["count"], recent["trigger"], recent["status"]) == (
+        "novaseq-02/run-41/", 10, "count", "published")
+    table = invoke("batches", "list", "--stack", edp_stack["stack"])
+    assert table.exit_code == 0, table.output
+    assert f"Open batches in {edp_stack['bucket']} (2)" in table.stdout
+    assert f"Recent emissions in {edp_stack['bucket']} (1)" in table.stdout
+    assert f"batch state in table {edp_stack['table']} (stack {edp_stack['stack']})" in table.stderr
+
+
+def test_show_through_a_deployed_stack_takes_the_bucket_from_it(edp_stack):
+    stack, bucket = edp_stack["stack"], edp_stack["bucket"]
+    data = as_json("show", "novaseq-02/run-42", "--stack", stack)
+    assert (data["bucket"], data["prefix"], data["state"], data["count"]) == (
+        bucket, "novaseq-02/run-42/", "open", 3)
+    assert 180 < data["flush_in_seconds"] <= 240 and data["recent"] == []
+    [emitted] = as_json("show", "novaseq-02/run-41/", "--stack", stack)["recent"]
+    assert (emitted["count"], emitted["trigger"], emitted["status"]) == (10, "count", "published")
+    table = invoke("batches", "show", "novaseq-02/run-42/", "--stack", stack)
+    assert table.exit_code == 0, table.output
+    assert f"s3://{bucket}/novaseq-02/run-42/" in table.stdout and "flush in" in table.stdout
+    missing = invoke("batches", "show", "novaseq-02/run-99/", "--stack", stack)
+    assert missing.exit_code == 1
+    assert f"no batch state for s3://{bucket}/novaseq-02/run-99/: no object event" in missing.stderr

@@ -24,13 +24,15 @@ from typer.testing import CliRunner
 from omics_edp_cli.cli.app import app
 from omics_edp_cli.cli.context import AppContext
 from omics_edp_cli.edp.config import BatchRules
-from omics_edp_cli.edp.s3events import ObjectEvent, parse_time
-from omics_edp_cli.ops.sim_sources import S3ListingSource
-from omics_edp_cli.ops.simulate import simulate, summary
+from omics_edp_cli.edp.engine import MIN_DEDUPE_WINDOW
+from omics_edp_cli.edp.s3events import ObjectEvent, iso_time, parse_time
+from omics_edp_cli.ops.sim_sources import EventLogSource, S3ListingSource
+from omics_edp_cli.ops.simulate import Run, simulate, summary
 
 runner = CliRunner()
 PARAMS = str(FIXTURES / "params/edp.parameters.json")
 T = "2026-03-02T10:{:02d}:{:02d}Z"
+T0_SIM = parse_time("2026-03-02T10:00:00Z")
 
 
 def invoke(*args: str, input: str | None = None):
@@ -178,6 +180,26 @@ def test_a_malformed_line_is_reported_with_its_number_and_the_rest_is_processed(
     assert (s["counted"], s["malformed"], s["not_object_created"]) == (6, 2, 1)
 
 
+def test_a_line_with_a_malformed_field_is_reported_with_its_number_and_the_rest_is_processed(tmp_path: Path):
+    """Well-formed JSON whose fields have the wrong type (an int key, a list bucket, deep nesting)."""
+    int_key = {"Records": [{"eventName": "ObjectCreated:Put", "eventTime": "2026-03-02T10:15:00Z",
+                            "s3": {"bucket": {"name": "b"}, "object": {"key": 5}}}]}
+    list_bucket = {"Records": [{"eventName": "ObjectCreated:Put", "eventTime": "2026-03-02T10:15:00Z",
+                                "s3": {"bucket": {"name": ["b"]}, "object": {"key": "a/b/x"}}}]}
+    lines = [eventbridge_event(f"a/b/f{i}", f"S{i}", time=T.format(1, i)) for i in range(6)]
+    lines.insert(1, int_key)
+    lines.insert(4, sqs_lambda_event([list_bucket]))
+    lines.insert(6, "[" * 100_000)
+    path = write_lines(tmp_path / "events.jsonl", lines)
+    result = invoke("-o", "json", "simulate-batch", "--events", path)
+    assert result.exit_code == 0, result.output
+    assert "warning: line 2: S3 notification record whose object key is not a string (int)" in result.stderr
+    assert "warning: line 5: S3 notification record whose bucket name is not a string (list)" in result.stderr
+    assert "warning: line 7: JSON nested too deeply" in result.stderr
+    s = json.loads(result.stdout)["summary"]
+    assert (s["counted"], s["malformed"]) == (6, 3)
+
+
 def test_events_from_stdin():
     text = "\n".join(json.dumps(eventbridge_event(f"a/b/{i}", f"S{i}")) for i in range(3))
     data = as_json("--events", "-", input=text)
@@ -212,6 +234,13 @@ def test_events_file_not_found_exits_2():
         (["--events", "a.jsonl", "--files", "3"], "--files describe a synthetic burst"),
         (["--from-s3", "bucket/x"], "is not an s3://bucket/prefix URI"),
         (["--start", "tomorrow"], "--start: 'tomorrow' is not an ISO 8601 time"),
+        (["--prefixes", "0"], "--prefixes: 0 is not allowed, use 1 or more"),
+        (["--files", "0"], "--files: 0 is not allowed, use 1 or more"),
+        (["--prefixes", "0", "--files", "0"], "--prefixes: 0 is not allowed"),
+        (["--prefixes", "-2"], "--prefixes: -2 is not allowed"),
+        (["--interval", "-1"], "--interval: -1 seconds is not allowed, use 0 or more"),
+        (["--jitter", "nan"], "--jitter: nan seconds is not allowed"),
+        (["--duplicates", "1.5"], "--duplicates: 1.5 is not a fraction between 0 and 1"),
     ],
 )
 def test_bad_thresholds_and_usage_exit_2_with_one_line(args, message):
@@ -219,6 +248,21 @@ def test_bad_thresholds_and_usage_exit_2_with_one_line(args, message):
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("Error: ") and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
+
+
+def test_zero_is_a_value_not_the_default():
+    """0 seconds of interval and jitter are meaningful: all files of a prefix at the same time."""
+    data = as_json("--prefixes", "2", "--files", "5", "--interval", "0", "--jitter", "0", "--tick", "0")
+    assert data["summary"]["counted"] == 10
+    assert {e["detail"]["first_event_at"] for e in data["events"]} == {"2026-01-05T08:00:00Z"}
+    assert {e["detail"]["last_event_at"] for e in data["events"]} == {"2026-01-05T08:00:00Z"}
+
+
+@mock_aws
+def test_burst_flags_are_checked_before_any_aws_call():
+    # Read first, the stack would give "stack 'no-such-stack' not found" (also exit 2).
+    result = invoke("simulate-batch", "--stack", "no-such-stack", "--prefixes", "0")
+    assert result.exit_code == 2 and result.stderr.startswith("Error: --prefixes: 0 is not allowed")
 
 
 def test_thresholds_from_a_parameters_file_and_flags_over_them(tmp_path: Path):
@@ -333,6 +377,45 @@ def test_memory_grows_with_open_batches_not_with_events():
     assert result["batches"] == 5_000 and result["counted"] == 50_000
     # only prefixes inside the de-duplication window (15 min ≈ 90 prefixes here) are held
     assert result["peak_prefixes_held"] < 150
+
+
+def test_an_events_file_is_streamed_and_memory_is_bounded_by_open_batches(tmp_path: Path):
+    """40,000 events over 8 prefixes through the `--events` path (the file, EventLogSource, the
+    parser): what is held stays within the open batches and the de-duplication window."""
+    prefixes, events, count, rate = 8, 40_000, 50, 2.0  # rate: events per second
+    path = tmp_path / "events.jsonl"
+    with path.open("w", encoding="utf-8") as out:
+        for i in range(events):
+            key, seq, when = f"novaseq-0{i % prefixes}/run-1/f{i}.bcl", f"S{i}", iso_time(T0_SIM + i / rate)
+            message = (eventbridge_event(key, seq, time=when) if i % 100 else  # and some other shapes
+                       sqs_lambda_event([{"Records": [{**classic_records([key], seq)["Records"][0],
+                                                      "eventTime": when}]}]))
+            out.write(json.dumps(message) + "\n")
+    bad: list[int] = []
+    source = EventLogSource(str(path), lambda number, _: bad.append(number))
+    run = Run(BatchRules(count=count, quiet_seconds=60), tick=60.0)
+    held_prefixes = held_digests = 0
+    read: list[int] = []
+    for n, event in enumerate(source, 1):
+        run.feed(event)
+        if n % 1000 == 0:
+            states = run.store.everything()
+            digests = [len(s.open.members if s.open else ()) + sum(len(r.members) for r in s.recent)
+                       for s in states]
+            held_prefixes, held_digests = max(held_prefixes, len(digests)), max(held_digests, sum(digests))
+            read.append(source.position)
+    run.finish()
+    assert bad == [] and run.counted == events and len(run.emitted) == events // count
+    # Read as it goes: a thousand events in, a small part of the file has been read.
+    assert read == sorted(read) and read[0] < source.total / 10 and read[-1] == source.total
+    assert held_prefixes <= prefixes
+    # Open batches (under `count` each) plus batches emitted within the window (15 min here).
+    window = max(60.0, MIN_DEDUPE_WINDOW)
+    assert held_digests <= prefixes * count + window * rate + prefixes * count < events / 10
+    # The same file through the CLI: the summary's own counter agrees.
+    data = as_json("--events", str(path), "--count", str(count), "--quiet", "60")
+    assert data["summary"]["counted"] == events and data["summary"]["batches"] == events // count
+    assert 1 <= data["summary"]["peak_prefixes_held"] <= prefixes
 
 
 def test_time_parsing_for_the_samples():

@@ -15,6 +15,7 @@ from moto import mock_aws
 from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.edp import handlers
 from omics_edp_cli.edp.dynamodb_store import DynamoDBStore, create_table
+from omics_edp_cli.edp.s3events import iso_time
 from omics_edp_cli.errors import ConfigError, OperationError
 
 T0 = 1_767_600_000.0
@@ -72,6 +73,14 @@ def sqs_batch(keys: list[str], *, prefix_seq: str = "S") -> dict[str, Any]:
                         for i, k in enumerate(keys)]}
 
 
+def forbid_scan(client: Any) -> None:
+    """The flush must find due batches through the index: a `Scan` fails the test."""
+    def scan(**_):
+        raise AssertionError("the batch-state table was scanned")
+
+    client.meta.events.register("before-call.dynamodb.Scan", scan)
+
+
 def count_writes(client: Any) -> list[str]:
     calls: list[str] = []
     client.meta.events.register("before-call.dynamodb.*",
@@ -91,6 +100,20 @@ def test_only_the_malformed_record_fails_and_the_others_are_counted(aws):
     assert result == {"batchItemFailures": [{"itemIdentifier": "m-bad"}, {"itemIdentifier": "m-omics"}]}
     state = aws["store"].get(("instrument-bucket", "novaseq-01/run-1/"))
     assert state.open.count == 4 and state.deadline == T0 + 300
+
+
+INT_KEY_RECORD = {"Records": [{"eventName": "ObjectCreated:Put", "eventTime": "2026-03-02T10:15:00Z",
+                               "s3": {"bucket": {"name": "instrument-bucket"}, "object": {"key": 5}}}]}
+
+
+def test_a_record_with_a_non_string_key_fails_alone_and_the_others_are_counted(aws):
+    event = sqs_batch([f"novaseq-01/run-1/f{i}.bcl" for i in range(3)])
+    event["Records"].insert(1, sqs_record(INT_KEY_RECORD, "m-int-key"))
+    event["Records"].append(sqs_record(classic_records(["novaseq-01/run-1/g.bcl"], "C1"), "m-classic"))
+    result = handlers.ingest_handler(event, None)
+    assert result == {"batchItemFailures": [{"itemIdentifier": "m-int-key"}]}
+    state = aws["store"].get(("instrument-bucket", "novaseq-01/run-1/"))
+    assert state.open.count == 4  # the three EventBridge records and the good classic one
 
 
 def test_every_input_shape_is_accepted_in_one_batch(aws):
@@ -153,6 +176,7 @@ def test_a_prefix_that_cannot_be_written_fails_only_its_records(aws):
 
 def test_flush_emits_a_batch_once_its_quiet_time_has_passed(aws):
     handlers.ingest_handler(sqs_batch(["novaseq-01/run-1/a", "novaseq-01/run-1/b"]), None)
+    forbid_scan(aws["dynamodb"])
     aws["clock"].now = T0 + 299
     assert handlers.flush_handler({}, None)["emitted"] == 0
     aws["clock"].now = T0 + 300
@@ -161,6 +185,29 @@ def test_flush_emits_a_batch_once_its_quiet_time_has_passed(aws):
     [event] = received(aws)
     assert (event["detail"]["count"], event["detail"]["trigger"]) == (2, "quiet")
     assert aws["store"].active() == []
+
+
+def test_flush_emits_a_prefix_under_steady_traffic_at_its_maximum_age(aws, monkeypatch):
+    """BUCKET_MAX_AGE as the template sets it on both functions; one object a minute never leaves
+    five quiet minutes, so only the maximum age (10 minutes) emits the batch."""
+    monkeypatch.setenv("BUCKET_MAX_AGE", "600")  # read at the first invocation (a cold start)
+    forbid_scan(aws["dynamodb"])
+    summaries = []
+    for minute in range(16):  # the schedule runs, then the minute's object arrives
+        aws["clock"].now = T0 + 60 * minute
+        summaries.append(handlers.flush_handler({}, None))
+        body = eventbridge_event(f"novaseq-01/run-1/f{minute:02d}.bcl", f"S{minute}",
+                                 time=iso_time(T0 + 60 * minute))
+        event = {"Records": [sqs_record(body, f"m-{minute}")]}
+        assert handlers.ingest_handler(event, None) == {"batchItemFailures": []}
+    assert [m for m, s in enumerate(summaries) if s["emitted"]] == [10]
+    assert summaries[10]["triggers"] == {"max-age": 1} and summaries[10]["published"] == 1
+    [ready] = received(aws)
+    detail = ready["detail"]
+    assert (detail["prefix"], detail["count"], detail["trigger"]) == ("novaseq-01/run-1/", 10, "max-age")
+    assert (detail["first_event_at"], detail["last_event_at"]) == (iso_time(T0), iso_time(T0 + 540))
+    state = aws["store"].get(("instrument-bucket", "novaseq-01/run-1/"))
+    assert state.open.count == 6 and state.open.opened_at == T0 + 600  # the traffic goes on
 
 
 def test_put_events_failing_once_is_emitted_on_the_next_run_once(aws):

@@ -97,6 +97,54 @@ def test_malformed_messages_raise(message, error):
         parse_message(message)
 
 
+def classic(key=KEY, bucket="instrument-bucket", time="2026-03-02T10:15:00Z", name="ObjectCreated:Put"):
+    """One classic record, its fields as given (whatever their type)."""
+    return {"Records": [{"eventName": name, "eventTime": time,
+                         "s3": {"bucket": {"name": bucket}, "object": {"key": key}}}]}
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        (classic(key=5), r"object key is not a string \(int\)"),
+        (classic(key=None), r"object key is not a string \(NoneType\)"),
+        (classic(key={"a": 1}), r"object key is not a string \(dict\)"),
+        (classic(bucket=7), r"bucket name is not a string \(int\)"),
+        (classic(bucket=["b"]), r"bucket name is not a string \(list\)"),
+        (classic(key=""), "empty bucket or key"),
+        (classic(time=1772446500), "bad event time 1772446500: not a string"),
+        (classic(time=["2026-03-02T10:15:00Z"]), "bad event time"),
+        (classic(name=5), "without a string 'eventName'"),
+        ({"Records": [{"eventName": "ObjectCreated:Put", "eventTime": "2026-03-02T10:15:00Z",
+                       "s3": "instrument-bucket/a/b/c"}]}, "s3, bucket or object is not an object"),
+        ({"Records": [{"eventName": "ObjectCreated:Put", "eventTime": "2026-03-02T10:15:00Z",
+                       "s3": {"bucket": "b", "object": {"key": "a/b/c"}}}]}, "not an object"),
+        ({"source": "aws.s3", "detail-type": "Object Created", "time": "2026-03-02T10:15:00Z",
+          "detail": {"bucket": {"name": "b"}, "object": {"key": 5}}}, "non-string bucket name or object key"),
+        ({"source": "aws.s3", "detail-type": "Object Created", "time": "2026-03-02T10:15:00Z",
+          "detail": {"bucket": {"name": 5}, "object": {"key": "a/b/c"}}}, "non-string bucket name"),
+        ({"source": "aws.s3", "detail-type": "Object Created", "time": ["2026-03-02T10:15:00Z"],
+          "detail": {"bucket": {"name": "b"}, "object": {"key": "a/b/c"}}}, "bad event time"),
+        ({"source": "aws.s3", "detail-type": "Object Created", "time": "2026-03-02T10:15:00Z",
+          "detail": "a/b/c"}, "detail, bucket or object is not an object"),
+        ("[" * 100_000, "nested too deeply"),
+    ],
+    ids=["classic-int-key", "classic-null-key", "classic-dict-key", "classic-int-bucket",
+         "classic-list-bucket", "classic-empty-key", "classic-number-time", "classic-list-time",
+         "classic-int-event-name", "classic-s3-string", "classic-bucket-string", "eventbridge-int-key",
+         "eventbridge-int-bucket", "eventbridge-list-time", "eventbridge-detail-string", "deep-json"],
+)
+def test_malformed_fields_are_s3_event_errors_in_every_wrapper(message, error):
+    """A field of the wrong type is an S3EventError (never AttributeError or TypeError), bare or
+    inside the SQS and SNS envelopes, so callers can set exactly that message aside."""
+    wrappers = [message, sqs_lambda_event([message])]
+    if not isinstance(message, str):  # (SNS would carry a JSON text as a string)
+        wrappers.append(sns_notification(message))
+    for wrapped in wrappers:
+        with pytest.raises(S3EventError, match=error):
+            parse_message(wrapped)
+
+
 def test_times_round_trip():
     assert iso_time(parse_time("2026-03-02T10:15:00Z")) == "2026-03-02T10:15:00Z"
     assert iso_time(parse_time("2026-03-02T10:15:00.250Z")) == "2026-03-02T10:15:00.250Z"

@@ -14,18 +14,19 @@ from moto import mock_aws
 
 from omics_edp_cli.edp.batcher import Batcher
 from omics_edp_cli.edp.config import BatchRules
-from omics_edp_cli.edp.dynamodb_store import INDEX, DynamoDBStore, create_table
+from omics_edp_cli.edp.dynamodb_store import INDEX, DynamoDBStore, create_table, pk_of
 from omics_edp_cli.edp.emit import CollectingPublisher
-from omics_edp_cli.edp.engine import Engine, PrefixState
+from omics_edp_cli.edp.engine import MIN_DEDUPE_WINDOW, Engine, PrefixState
 from omics_edp_cli.edp.memory_store import MemoryStore
 from omics_edp_cli.edp.s3events import ObjectEvent
 from omics_edp_cli.edp.sqlite_store import SqliteStore
-from omics_edp_cli.edp.store import BatchStore
+from omics_edp_cli.edp.store import RETENTION_SECONDS, BatchStore
 from omics_edp_cli.ops.simulate import simulate
 
 T0 = 1_767_600_000.0
 BUCKET = "instrument-bucket"
-RULES = BatchRules(count=8, quiet_seconds=120, max_age_seconds=900, ignore=("scratch/*",))
+RULES = BatchRules(count=8, quiet_seconds=120, max_age_seconds=600, ignore=("scratch/*",))
+TRICKLE = "miseq-01/trickle/"  # one object every 100 s: never quiet for 120 s, 6 objects per 600 s
 TICK = 60.0
 
 
@@ -57,6 +58,8 @@ def scenario(seed: int = 7, n: int = 400) -> list[ObjectEvent]:
         events.append(ObjectEvent(BUCKET, key, f"S{i:06d}", t))
         if rng.random() < 0.1:  # S3 delivers this one again a little later
             events.append(ObjectEvent(BUCKET, key, f"S{i:06d}", t + rng.uniform(0, 60)))
+    # Steady traffic on one prefix: only the maximum age emits it before the trickle stops.
+    events += [ObjectEvent(BUCKET, f"{TRICKLE}f{k}", f"T{k:06d}", T0 + 30 + 100 * k) for k in range(40)]
     return sorted(events, key=lambda e: e.time)
 
 
@@ -92,7 +95,9 @@ def test_the_same_scenario_gives_the_same_batches_through_every_store(store: Bat
     expected = simulate(events, [RULES], tick=TICK)[0].emitted
     got = emissions(publisher)
     assert got == rows(expected)
-    assert {g[4] for g in got} >= {"count", "quiet"}
+    assert {g[4] for g in got} >= {"count", "quiet", "max-age"}
+    trickle = [(g[3], g[4]) for g in got if g[2] == TRICKLE]
+    assert trickle == [(6, "max-age")] * 6 + [(4, "quiet")]
     assert sum(g[3] for g in got) == len({(e.key, e.sequencer) for e in events
                                           if not e.key.startswith(("scratch/", "top"))})
     assert store.active() == []
@@ -239,6 +244,62 @@ def test_dynamodb_items_are_sparse_in_the_index_and_expire_once_emitted():
     assert "open_shard" in items["a/open/"] and float(items["a/open/"]["flush_at"]["N"]) == T0 + 60
     assert "expires_at" not in items["a/open/"]
     assert "open_shard" not in items["a/done/"] and "flush_at" not in items["a/done/"]
-    assert int(items["a/done/"]["expires_at"]["N"]) > T0
+    # Emitted only: kept RETENTION_SECONDS after its last activity, which is the end of the
+    # emitted batch's de-duplication window (emitted at T0 by count, window max(quiet, 15 min)).
+    window = max(60.0, MIN_DEDUPE_WINDOW)
+    assert int(items["a/done/"]["expires_at"]["N"]) == int(T0 + window + RETENTION_SECONDS)
     indexed = client.scan(TableName="edp-state", IndexName=INDEX)["Items"]
     assert [i["prefix"]["S"] for i in indexed] == ["a/open/"]
+
+    # A new open batch for the key: the item must not expire while it is open.
+    batcher.ingest([ObjectEvent(BUCKET, "a/done/3", "s", T0 + 10)], T0 + 10)
+    item = client.get_item(TableName="edp-state", Key={"pk": {"S": pk_of((BUCKET, "a/done/"))},
+                                                       "sk": {"S": "HEAD"}})["Item"]
+    assert "expires_at" not in item and float(item["flush_at"]["N"]) == T0 + 70
+    # Emitted again (quiet, at T0 + 70): the TTL comes back, counted from the new emission.
+    assert [e.trigger for e in batcher.flush(T0 + 70).emitted] == ["quiet", "quiet"]
+    item = client.get_item(TableName="edp-state", Key={"pk": {"S": pk_of((BUCKET, "a/done/"))},
+                                                       "sk": {"S": "HEAD"}})["Item"]
+    assert int(item["expires_at"]["N"]) == int(T0 + 70 + window + RETENTION_SECONDS)
+    assert "open_shard" not in item and "flush_at" not in item
+
+
+def forbid_scan(client) -> list[dict]:
+    """Make any `Scan` through `client` fail the test; return the `Query` calls' parameters."""
+    queries: list[dict] = []
+
+    def scan(**_):
+        raise AssertionError("the batch-state table was scanned")
+
+    client.meta.events.register("before-call.dynamodb.Scan", scan)
+    client.meta.events.register("provide-client-params.dynamodb.Query",
+                                lambda params, **_: queries.append(dict(params)))
+    return queries
+
+
+@mock_aws
+def test_dynamodb_finds_due_and_open_batches_without_a_scan():
+    client = boto3.client("dynamodb")
+    create_table(client, "edp-state")
+    store = DynamoDBStore(client, "edp-state")
+    rules = BatchRules(count=2, quiet_seconds=100)
+    unpublishing = Batcher(Engine(rules), store, publisher=None)  # PutEvents never happened
+    publisher = CollectingPublisher()
+    publishing = Batcher(Engine(rules), store, publisher)
+    for i in range(30):  # emitted and published: idle items a scan would have to read through
+        publishing.ingest([ObjectEvent(BUCKET, f"old/{i}/{j}", "s", T0 - 3600) for j in (1, 2)], T0 - 3600)
+    assert len(publisher.published) == 30
+    publisher.published.clear()
+    unpublishing.ingest([ObjectEvent(BUCKET, "a/b/1", "s", T0)], T0)  # open, quiet deadline T0 + 100
+    unpublishing.ingest([ObjectEvent(BUCKET, "a/c/1", "s", T0), ObjectEvent(BUCKET, "a/c/2", "s", T0)], T0)
+    queries = forbid_scan(client)
+
+    assert store.due(T0 + 10) == []
+    assert store.due(T0 + 30) == [(BUCKET, "a/c/")]  # unpublished: retried after the grace
+    assert sorted(store.due(T0 + 100)) == [(BUCKET, "a/b/"), (BUCKET, "a/c/")]
+    assert {s.prefix for s in store.active()} == {"a/b/", "a/c/"}
+    report = publishing.flush(T0 + 100)  # the flush Lambda's path
+    assert ([e.trigger for e in report.emitted], report.retried, report.published) == (["quiet"], 1, 2)
+    assert sorted(e.prefix for e in publisher.published) == ["a/b/", "a/c/"]
+    assert store.due(T0 + 10**6) == [] and store.active() == []
+    assert queries and all(q["IndexName"] == INDEX for q in queries)

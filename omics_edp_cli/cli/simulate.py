@@ -126,6 +126,13 @@ def simulate_batch(
     if chosen and flags_given:
         raise CliError(f"{', '.join(flags_given)} describe a synthetic burst; they do not apply to "
                        f"{chosen[0]}", ExitCode.USAGE)
+    # `is None`, not `or`: an explicit 0 is a value to check, not a request for the default.
+    burst_flags: dict[str, Any] = {
+        "prefixes": 3 if prefixes is None else prefixes, "files": 50 if files is None else files,
+        "interval": 2.0 if interval is None else interval, "jitter": 0.0 if jitter is None else jitter,
+        "duplicates": 0.0 if duplicates is None else duplicates}
+    if not chosen:
+        sim_sources.check_burst_flags(**burst_flags)  # a usage error before any AWS call
     tick_seconds = parse_seconds(tick, "--tick", zero_ok=True)
     start_at = _start(start)
     if from_s3 is not None:
@@ -151,10 +158,7 @@ def simulate_batch(
                       "approximate (it is when an upload finished; copies, multipart uploads and "
                       "overwrites skew it, and a listing has no repeated deliveries).")
     else:
-        burst = burst_from_flags(
-            prefixes=prefixes or 3, files=files or 50,
-            interval=2.0 if interval is None else interval, jitter=jitter or 0.0,
-            duplicates=duplicates or 0.0, depth=max_depth)
+        burst = burst_from_flags(**burst_flags, depth=max_depth)
         source = BurstSource([burst], bucket=bucket or resolved.bucket or DEFAULT_BUCKET,
                              start=start_at, seed=seed)
 

@@ -53,6 +53,8 @@ _time_cache: dict[str, float] = {}
 
 def parse_time(text: str) -> float:
     """ISO 8601 (`2026-03-02T10:15:00Z`, with or without fraction or offset) → epoch seconds."""
+    if type(text) is not str:
+        raise S3EventError(f"bad event time {text!r}: not a string")
     cached = _time_cache.get(text)
     if cached is not None:
         return cached
@@ -79,13 +81,24 @@ def iso_time(epoch: float) -> str:
 
 
 def parse_message(message: Any) -> list[ObjectEvent]:
-    """Every object-created event in one message of any supported shape (a dict or JSON text)."""
+    """Every object-created event in one message of any supported shape (a dict or JSON text).
+
+    Anything that is not a well-formed S3 event raises `S3EventError`, never another error:
+    callers (the ingest Lambda, the simulator) rely on it to set one bad message aside.
+    """
     if type(message) is dict and "detail-type" in message:  # the common case first
         return _eventbridge(message)
-    if isinstance(message, (str, bytes)):
+    try:
+        return _parse(message)
+    except RecursionError:  # nested deeper than Python's stack (JSON arrays, wrappers)
+        raise S3EventError("nested too deeply to be an S3 event") from None
+
+
+def _parse(message: Any) -> list[ObjectEvent]:
+    if isinstance(message, (str, bytes, bytearray)):
         try:
             message = json.loads(message)
-        except ValueError as e:
+        except ValueError as e:  # json.JSONDecodeError, UnicodeDecodeError
             raise S3EventError(f"not JSON: {e}") from None
     if not isinstance(message, dict):
         raise S3EventError(f"expected a JSON object, got {type(message).__name__}")
@@ -100,9 +113,9 @@ def parse_message(message: Any) -> list[ObjectEvent]:
             events.extend(_record(record))
         return events
     if "Body" in message:  # a message as SQS ReceiveMessage returns it
-        return parse_message(message["Body"])
+        return _parse(message["Body"])
     if message.get("Type") == "Notification" and "Message" in message:  # SNS → SQS envelope
-        return parse_message(message["Message"])
+        return _parse(message["Message"])
     if message.get("Event") == "s3:TestEvent":
         return []
     if "s3" in message and "eventName" in message:  # one classic record on its own
@@ -116,12 +129,12 @@ def _record(record: Any) -> list[ObjectEvent]:
     if not isinstance(record, dict):
         raise S3EventError("a record in 'Records' is not an object")
     if "body" in record:  # Lambda SQS record
-        return parse_message(record["body"])
+        return _parse(record["body"])
     if "Sns" in record:  # Lambda SNS record
         sns = record["Sns"]
         if not isinstance(sns, dict) or "Message" not in sns:
             raise S3EventError("SNS record without a Message")
-        return parse_message(sns["Message"])
+        return _parse(sns["Message"])
     if "s3" in record:
         return _classic(record)
     raise S3EventError("a record in 'Records' is neither S3, SQS nor SNS")
@@ -143,29 +156,45 @@ def eventbridge_object(event: dict[str, Any]) -> ObjectEvent:
         obj = detail["object"]
         key = obj["key"]
         bucket = detail["bucket"]["name"]
-        when = _time_cache.get(event["time"]) or parse_time(event["time"])
-    except (KeyError, TypeError) as e:
+        text = event["time"]
+    except KeyError as e:
         raise S3EventError(f"EventBridge S3 event without {e}") from None
+    except TypeError:  # a string or list where an object belongs
+        raise S3EventError("EventBridge S3 event whose detail, bucket or object is not an object") from None
     if type(key) is not str or not key or type(bucket) is not str or not bucket:
-        raise S3EventError("EventBridge S3 event with an empty bucket or key")
+        raise S3EventError("EventBridge S3 event with an empty or non-string bucket name or object key")
+    when = _time_cache.get(text) if type(text) is str else None
+    if when is None:
+        when = parse_time(text)
     sequencer = obj.get("sequencer") or obj.get("etag") or ""
+    size = obj.get("size")
     return ObjectEvent(bucket, key, sequencer if type(sequencer) is str else str(sequencer),
-                       when, obj.get("size"))
+                       when, size if type(size) is int else None)
 
 
 def _classic(record: dict[str, Any]) -> list[ObjectEvent]:
-    name = str(record.get("eventName", ""))
+    name = record.get("eventName")
+    if type(name) is not str:
+        raise S3EventError("S3 notification record without a string 'eventName'")
     if not name.startswith("ObjectCreated:"):
         return []
     try:
         s3 = record["s3"]
         obj = s3["object"]
-        key = unquote_plus(obj["key"])
+        key = obj["key"]
         bucket = s3["bucket"]["name"]
         when = record["eventTime"]
-    except (KeyError, TypeError) as e:
+    except KeyError as e:
         raise S3EventError(f"S3 notification record without {e}") from None
-    if not key or not isinstance(bucket, str) or not bucket:
+    except TypeError:  # a string or list where an object belongs
+        raise S3EventError("S3 notification record whose s3, bucket or object is not an object") from None
+    for what, value in (("object key", key), ("bucket name", bucket)):
+        if type(value) is not str:
+            raise S3EventError(f"S3 notification record whose {what} is not a string "
+                               f"({type(value).__name__})")
+    key = unquote_plus(key)
+    if not key or not bucket:
         raise S3EventError("S3 notification record with an empty bucket or key")
+    size = obj.get("size")
     return [ObjectEvent(bucket, key, str(obj.get("sequencer") or obj.get("eTag") or ""),
-                        parse_time(when), obj.get("size"))]
+                        parse_time(when), size if type(size) is int else None)]

@@ -232,7 +232,8 @@ class EventLogSource(Source):
                         yield one(message)
                         continue
                     events = parse(message)
-                except (ValueError, S3EventError) as e:  # ValueError: json.JSONDecodeError
+                # ValueError: json.JSONDecodeError; RecursionError: JSON nested too deeply.
+                except (ValueError, RecursionError, S3EventError) as e:
                     if not line.strip():
                         continue
                     self.malformed += 1
@@ -250,6 +251,8 @@ class EventLogSource(Source):
 def _reason(error: Exception) -> str:
     if isinstance(error, json.JSONDecodeError):
         return f"not JSON ({error.msg}, column {error.colno})"
+    if isinstance(error, RecursionError):
+        return "JSON nested too deeply to be an S3 event"
     return str(error)
 
 
@@ -326,9 +329,18 @@ def _read_run(handle: IO[str]) -> Iterator[tuple[float, str, str, int]]:
 def burst_from_flags(
     *, prefixes: int, files: int, interval: float, jitter: float, duplicates: float, depth: int,
 ) -> Burst:
-    if prefixes < 1 or files < 1:
-        raise ConfigError("--prefixes and --files must be 1 or more")
-    if not math.isfinite(interval) or interval < 0 or not math.isfinite(jitter) or jitter < 0:
-        raise ConfigError("--interval and --jitter must be 0 or more seconds")
-    return Burst(synthetic_prefix(depth), 0.0, prefixes, files, interval, jitter,
-                 _fraction(duplicates, "--duplicates"))
+    check_burst_flags(prefixes=prefixes, files=files, interval=interval, jitter=jitter,
+                      duplicates=duplicates)
+    return Burst(synthetic_prefix(depth), 0.0, prefixes, files, interval, jitter, float(duplicates))
+
+
+def check_burst_flags(*, prefixes: int, files: int, interval: float, jitter: float,
+                      duplicates: float) -> None:
+    """The synthetic-burst flags, checked before anything else runs (a `ConfigError` each)."""
+    for flag, value in (("--prefixes", prefixes), ("--files", files)):
+        if value < 1:
+            raise ConfigError(f"{flag}: {value} is not allowed, use 1 or more")
+    for flag, seconds in (("--interval", interval), ("--jitter", jitter)):
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ConfigError(f"{flag}: {seconds:g} seconds is not allowed, use 0 or more")
+    _fraction(duplicates, "--duplicates")
