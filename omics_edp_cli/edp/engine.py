@@ -7,8 +7,10 @@ engine changes it. Time rules, written once here:
 - An open batch is *due* when `now >= deadline`, where deadline = last new object + quiet
   duration, or opened + maximum age when that is earlier. A due batch is emitted by the
   next flush, or by the next ingest for its prefix *before* that ingest adds anything: an
-  object arriving exactly at the quiet deadline therefore opens a new batch. The batch
-  contents never depend on when the flush happens to run, only the emission time does.
+  object arriving exactly at the quiet deadline therefore opens a new batch. Which new
+  objects a batch holds does not depend on when the flush runs, only its emission time does;
+  a late repeat near the end of the de-duplication window (below), which starts at emission,
+  may be caught or counted again depending on it.
 - A repeated delivery (same key and sequencer) is not counted again while its object is in
   the open batch, or in a batch of the same prefix emitted less than max(quiet duration,
   15 minutes) ago (so a redelivery just after a count-triggered emission is caught too).
