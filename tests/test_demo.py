@@ -90,3 +90,36 @@ def _stack_named_in(demo: subprocess.Popen[str]) -> str:
         if match:
             return match.group(1)
     raise AssertionError("no `dlq list --stack` hint on stderr")
+
+
+def test_keep_with_json_output_keeps_stdout_one_json_document():
+    demo = subprocess.Popen([sys.executable, "-m", "omics_edp_cli", "-o", "json", "demo", "--keep"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        text, summary = "", None
+        for _ in range(5000):  # bounded: the document is a few hundred lines
+            line = demo.stdout.readline()  # type: ignore[union-attr]
+            if not line:
+                break
+            text += line
+            try:
+                summary = json.loads(text)
+                break
+            except json.JSONDecodeError:
+                continue
+        assert summary is not None, text[-500:]
+        assert summary["environment"]["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+        assert summary["environment"]["AWS_REGION"] == "us-east-1"
+        said = []
+        for _ in range(200):  # bounded: wait until it says it is waiting
+            said.append(demo.stderr.readline())  # type: ignore[union-attr]
+            if "Press Ctrl-C" in said[-1]:
+                break
+        # The export line goes to stderr with -o json, for a person to copy.
+        assert f"export AWS_ENDPOINT_URL={summary['environment']['AWS_ENDPOINT_URL']} " in "".join(said)
+    finally:
+        demo.send_signal(signal.SIGINT)
+        out, err = demo.communicate(timeout=30)
+    assert demo.returncode == 0
+    assert out.strip() == ""  # nothing after the JSON document on stdout
+    assert "Stopped." in err

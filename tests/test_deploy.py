@@ -203,3 +203,58 @@ def test_parameter_file_errors_name_the_file_and_the_key(no_aws, tmp_path):
                                  "--yes"])
     assert result.exit_code == 2
     assert result.stderr.startswith(f"Error: {path}: BucketPrefixDepth='zero' is not a number")
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-Infinity"])
+def test_non_finite_numbers_are_refused(no_aws, tmp_path, value):
+    path = _params_file(tmp_path, json.dumps({"BucketName": "instruments",
+                                              "BucketThresholdDuration": value}))
+    result = runner.invoke(app, ["deploy", "edp", "--parameters", str(path), "--code-bucket", "c",
+                                 "--yes"])
+    assert result.exit_code == 2, result.output
+    assert f"BucketThresholdDuration={value!r} is not a finite number" in result.stderr
+    assert no_aws.requests == []
+
+
+def test_a_parameters_file_that_is_not_text_exits_2(no_aws, tmp_path):
+    path = tmp_path / "parameters.json"
+    path.write_bytes(b"PK\x03\x04\xff\xfe\x00binary")
+    result = runner.invoke(app, ["deploy", "processor", "--parameters", str(path), "--yes"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == f"Error: {path}: not UTF-8 text (is it the parameters file?)"
+    assert no_aws.requests == []
+
+
+def test_token_precedence_is_parameter_then_environment_then_file():
+    from omics_edp_cli.ops.deploy import prepare
+
+    in_file = {"DeadLetterEmail": "ops@example.com", "ApiServer": "https://api.example.com",
+               "DataLakeBucket": "lake", "ApiServerAuthToken": "from-file-0000"}
+    env = {"OMICS_EDP_API_TOKEN": "from-env-0000"}
+    _, values = prepare(DeployRequest("processor", in_file), env={})
+    assert values["ApiServerAuthToken"] == "from-file-0000"
+    _, values = prepare(DeployRequest("processor", in_file), env=env)
+    assert values["ApiServerAuthToken"] == "from-env-0000"
+    _, values = prepare(DeployRequest("processor", in_file,
+                                      overrides={"ApiServerAuthToken": "from-flag-0000"}), env=env)
+    assert values["ApiServerAuthToken"] == "from-flag-0000"
+    assert in_file["ApiServerAuthToken"] == "from-file-0000"  # the request is not changed
+
+
+def test_a_stack_left_in_review_after_no_execute_can_be_deployed(aws, monkeypatch):
+    bucket, stack = unique("lake"), unique("proc")
+    aws.client("s3").create_bucket(Bucket=bucket)
+    monkeypatch.setenv("OMICS_EDP_API_TOKEN", API_TOKEN)
+    args = ["deploy", "processor", "--parameters", str(PROCESSOR_PARAMS),
+            "--parameter", f"DataLakeBucket={bucket}", "--stack-name", stack]
+    review = runner.invoke(app, [*args, "--no-execute"])
+    assert review.exit_code == 0, review.output
+    assert "left for review (--no-execute); nothing executed" in review.stderr
+    assert review.stderr.count("left for review") == 1
+    cfn = aws.client("cloudformation")
+    assert cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"] == "REVIEW_IN_PROGRESS"
+
+    deployed = runner.invoke(app, [*args, "--yes"])
+    assert deployed.exit_code == 0, deployed.output
+    assert "busy" not in deployed.stderr
+    assert cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"

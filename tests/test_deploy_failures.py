@@ -462,3 +462,33 @@ def test_each_poll_prints_only_its_new_events_before_waiting_again(s3, capsys):
     # Before the first wait: the upload and plan lines, then the first poll's events.
     assert printed_by_poll[0][-2:] == [line(x) for x in first]
     assert printed_by_poll[1:] == [[line(x) for x in second], [line(x) for x in third]]
+
+
+# -- 5. a stack left in REVIEW_IN_PROGRESS (--no-execute on a new stack) -----------------------
+def test_review_in_progress_gets_a_create_change_set_and_needs_the_token(s3, monkeypatch):
+    script = CloudFormationScript()
+    script.stack("REVIEW_IN_PROGRESS")  # only a change set was ever made: no previous values
+    clients = ClientFactory(region="us-east-1", overrides={"cloudformation": script.activate(), "s3": s3})
+    parameters = {"DeadLetterEmail": "ops@example.com", "ApiServer": "https://api.example.com",
+                  "DataLakeBucket": BUCKET}
+    with pytest.raises(ConfigError, match="missing required parameter 'ApiServerAuthToken'"):
+        deploy_stack(clients, DeployRequest("processor", parameters, stack_name=STACK,
+                                            assume_yes=True), DeployHooks(), env={})
+    script.stubber.assert_no_pending_responses()
+
+    monkeypatch.setenv("OMICS_EDP_API_TOKEN", API_TOKEN)
+    script = CloudFormationScript()
+    e = script.event
+    script.stack("REVIEW_IN_PROGRESS")
+    script.change_set("CREATE", [("Add", "ApiSecret")],
+                      Contains({"ParameterKey": "ApiServerAuthToken", "ParameterValue": API_TOKEN}))
+    script.events([e(0, STACK, "CREATE_IN_PROGRESS", "User Initiated"),
+                   e(1, "ApiSecret", "CREATE_COMPLETE"), e(2, STACK, "CREATE_COMPLETE")])
+    script.stack("CREATE_COMPLETE")
+    script.stack("CREATE_COMPLETE")
+
+    result = invoke(script, s3)
+
+    assert result.exit_code == 0, result.output
+    script.stubber.assert_no_pending_responses()
+    assert f"✓ {STACK}: CREATE_COMPLETE" in result.stderr

@@ -62,3 +62,31 @@ def test_package_command_prints_path_size_and_sha256(tmp_path: Path):
     written = Path(info["path"]).read_bytes()
     assert info["size"] == len(written)
     assert info["sha256"] == hashlib.sha256(written).hexdigest() == packaging.build("edp").sha256
+
+
+def test_processor_package_holds_no_compiled_extensions_and_their_fallbacks_import(tmp_path: Path):
+    data = packaging.build("processor").data
+    names = _names(data)
+    assert not any(n.endswith((".so", ".pyd", ".dylib")) for n in names)
+    assert {"charset_normalizer/md.py", "charset_normalizer/cd.py"} <= set(names)
+    # The pure-Python package works on its own: requests imports from the unpacked zip alone.
+    zipfile.ZipFile(io.BytesIO(data)).extractall(tmp_path)
+    import subprocess
+    import sys
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); import requests, charset_normalizer; "
+             "assert charset_normalizer.__file__.startswith(sys.argv[1]); "
+             "assert charset_normalizer.from_bytes('héllo wörld'.encode('latin-1')).best() is not None")
+    subprocess.run([sys.executable, "-I", "-c", probe, str(tmp_path)], check=True)
+
+
+def test_package_into_an_unwritable_place_exits_2(tmp_path: Path):
+    (tmp_path / "a-file").write_text("not a folder")
+    below = tmp_path / "a-file" / "below"
+    result = runner.invoke(app, ["package", "edp", "-o", str(below)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"Error: {below}: cannot write the package there: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+    # A file where the folder should be is a usage error, caught before building anything.
+    result = runner.invoke(app, ["package", "edp", "-o", str(tmp_path / "a-file")])
+    assert result.exit_code == 2
+    assert "is a file" in " ".join(result.stderr.replace("│", " ").split())

@@ -49,7 +49,7 @@ def demo(
 
     if keep:
         def hold(box: LocalSandbox, result: DemoResult) -> None:
-            _finish(app, result, steps)
+            _finish(app, result, steps, _environment(box))
             _wait_for_ctrl_c(app, names, box)
 
         run_demo(report, keep=hold, names=names)
@@ -57,7 +57,17 @@ def demo(
         _finish(app, run_demo(report, names=names), steps)
 
 
-def _finish(app: AppContext, result: DemoResult, steps: list[dict[str, Any]]) -> None:
+def _environment(box: LocalSandbox) -> dict[str, str]:
+    """What another shell exports to use the other commands against the kept local AWS."""
+    return {
+        "AWS_ENDPOINT_URL": box.aws_url, "AWS_ENDPOINT_URL_OMICS": box.omics.url,
+        "AWS_ACCESS_KEY_ID": "omics-edp-local", "AWS_SECRET_ACCESS_KEY": "omics-edp-local",
+        "AWS_REGION": "us-east-1", "OMICS_EDP_API_TOKEN": box.token,
+    }
+
+
+def _finish(app: AppContext, result: DemoResult, steps: list[dict[str, Any]],
+            environment: dict[str, str] | None = None) -> None:
     if app.output is OutputFormat.json:
         print_json(app, {
             "archived_payloads": result.archived,
@@ -68,6 +78,7 @@ def _finish(app: AppContext, result: DemoResult, steps: list[dict[str, Any]]) ->
             "dead_letters": result.dead_letters,
             "seconds": round(result.seconds, 1),
             "steps": steps,
+            **({"environment": environment} if environment else {}),
         })
     else:
         app.err.print(f"[bold]Demo finished in {result.seconds:.1f} s.[/]")
@@ -75,17 +86,17 @@ def _finish(app: AppContext, result: DemoResult, steps: list[dict[str, Any]]) ->
 
 def _wait_for_ctrl_c(app: AppContext, names: Names, box: LocalSandbox) -> None:
     """Print how to reach the local AWS from another shell, then serve until Ctrl-C."""
-    app.err.print("\nThe local AWS is still running. In another shell:")
-    app.out.print(
-        f"export AWS_ENDPOINT_URL={box.aws_url} AWS_ENDPOINT_URL_OMICS={box.omics.url} "
-        "AWS_ACCESS_KEY_ID=omics-edp-local AWS_SECRET_ACCESS_KEY=omics-edp-local "
-        f"AWS_REGION=us-east-1 OMICS_EDP_API_TOKEN={box.token}", soft_wrap=True)
-    app.out.file.flush()
-    app.err.print(f"  omics-edp batches list --stack {names.edp_stack}\n"
-                  f"  omics-edp dlq list --stack {names.processor_stack}\n"
-                  f"  omics-edp doctor --stack {names.processor_stack}\n"
-                  "Press Ctrl-C to stop.")
     try:
+        app.err.print("\nThe local AWS is still running. In another shell:")
+        # With -o json, stdout holds only the JSON document (which has the same variables).
+        console = app.err if app.output is OutputFormat.json else app.out
+        export = " ".join(f"{k}={v}" for k, v in _environment(box).items())
+        console.print(f"export {export}", soft_wrap=True, markup=False, highlight=False)
+        console.file.flush()
+        app.err.print(f"  omics-edp batches list --stack {names.edp_stack}\n"
+                      f"  omics-edp dlq list --stack {names.processor_stack}\n"
+                      f"  omics-edp doctor --stack {names.processor_stack}\n"
+                      "Press Ctrl-C to stop.")
         threading.Event().wait()
     except KeyboardInterrupt:
         app.err.print("Stopped.")

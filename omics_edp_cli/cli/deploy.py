@@ -57,21 +57,22 @@ def deploy(
     """
     app = app_context(ctx)
     values = read_parameters_file(parameters)
-    values.update(parse_overrides(parameter or []))
+    overrides = parse_overrides(parameter or [])
     interactive = sys.stdin.isatty() and app.err.is_terminal
     if not (yes or no_execute or interactive):
         raise CliError("refusing to deploy without confirmation: not a terminal; pass --yes "
                        "(or --no-execute to only show the change set)", ExitCode.USAGE)
     request = DeployRequest(
-        kind=kind.value, parameters=values, stack_name=stack_name, code_bucket=code_bucket,
-        code_prefix=code_prefix, assume_yes=yes, no_execute=no_execute,
+        kind=kind.value, parameters=values, overrides=overrides, stack_name=stack_name,
+        code_bucket=code_bucket, code_prefix=code_prefix, assume_yes=yes, no_execute=no_execute,
         termination_protection=termination_protection, source=str(parameters),
     )
     result = deploy_stack(app.clients, request, _hooks(app))
     if result.up_to_date:
         app.err.print(f"[green]✓ {result.stack_name} is up to date[/] (no changes)")
     elif not result.executed:
-        app.err.print(f"change set {result.change_set} created; nothing executed")
+        app.err.print(f"change set {result.change_set} left for review (--no-execute); "
+                      "nothing executed")
     elif result.ok:
         app.err.print(f"[green]✓ {result.stack_name}: {result.status}[/]")
     if app.output is OutputFormat.json:

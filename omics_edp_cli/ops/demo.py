@@ -19,7 +19,7 @@ from importlib import resources
 from typing import Any
 
 from omics_edp_cli.edp.batcher import Batcher
-from omics_edp_cli.edp.config import BatchRules, EdpSettings
+from omics_edp_cli.edp.config import EdpSettings, rules_from_parameters
 from omics_edp_cli.edp.handlers import build_batcher, ingest_sqs_batch
 from omics_edp_cli.errors import DeliveryError, OperationError
 from omics_edp_cli.omics.archive import ArchiveStore
@@ -97,7 +97,6 @@ class DemoResult:
     batches_emitted: int = 0
     dead_letters: int = 0
     seconds: float = 0.0
-    aws_url: str = ""
     names: Names = field(default_factory=Names)
 
 
@@ -111,7 +110,6 @@ def run_demo(report: Report, *, keep: Callable[[LocalSandbox, DemoResult], None]
     result = DemoResult(names=names or Names())
     n = result.names
     with LocalSandbox(TOKEN) as box:
-        result.aws_url = box.aws_url
         report(Step("Local AWS", "moto, a HealthOmics fake and an NGS360 receiver on 127.0.0.1", [
             {"service": "AWS (moto)", "endpoint": box.aws_url},
             {"service": "HealthOmics fake", "endpoint": box.omics.url},
@@ -278,10 +276,11 @@ def _replay(box: LocalSandbox, n: Names, report: Report, result: DemoResult) -> 
 
 
 def _edp_batcher(box: LocalSandbox, n: Names) -> tuple[Batcher, EdpSettings]:
+    """The batcher the deployed functions run: the stack's table, bus and thresholds."""
     info = describe_stack(box.clients.client("cloudformation"), n.edp_stack)
     settings = EdpSettings(
         table=info.output("StateTableName"), event_bus=info.output("EventBusName"),
-        rules=BatchRules(count=COUNT_THRESHOLD, quiet_seconds=QUIET_SECONDS, ignore=("raw/*",)),
+        rules=rules_from_parameters(info.parameters, f"stack {n.edp_stack}"),
         bucket=n.instrument_bucket)
     return build_batcher(settings, box.clients), settings
 
@@ -316,7 +315,8 @@ def _edp_burst(box: LocalSandbox, n: Names, report: Report, result: DemoResult) 
                 f"S3 → EventBridge → SQS → ingest; {len(open_now)} batch(es) still open",
                 [{k: r[k] for k in ("prefix", "count", "flush_in_seconds")} for r in open_now]))
     # The every-minute flush, run as it would be once the quiet time has passed.
-    flushed = batcher.flush(clock + QUIET_SECONDS + 60)
+    rules = settings.rules
+    flushed = batcher.flush(clock + rules.quiet_seconds + 60)
     if flushed.unpublished or flushed.failed_keys:
         raise OperationError("the demo flush could not publish every batch")
     received = sorted(_consumed(box, n), key=lambda e: (e["detail"]["prefix"], e["detail"]["first_event_at"]))
@@ -324,7 +324,8 @@ def _edp_burst(box: LocalSandbox, n: Names, report: Report, result: DemoResult) 
     rows = [{"prefix": e["detail"]["prefix"], "count": e["detail"]["count"],
              "trigger": e["detail"]["trigger"], "batch_id": e["detail"]["batch_id"]} for e in received]
     report(Step("EDP batcher", f"{len(received)} package-objects-ready events received from {n.event_bus} "
-                f"(count {COUNT_THRESHOLD}, quiet {QUIET_SECONDS} s; raw/* ignored)", rows))
+                f"(count {rules.count}, quiet {rules.quiet_seconds:g} s; "
+                f"{', '.join(rules.ignore) or 'nothing'} ignored)", rows))
 
 
 def _inspect(box: LocalSandbox, n: Names, report: Report, result: DemoResult) -> None:

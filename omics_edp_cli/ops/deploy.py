@@ -22,6 +22,7 @@ from omics_edp_cli.omics.secrets import Redactor
 from omics_edp_cli.ops import packaging
 from omics_edp_cli.ops.parameters import TOKEN_PARAMETER, Template, load_template, validate
 from omics_edp_cli.ops.process import TOKEN_ENV
+from omics_edp_cli.ops.stack import describe_stack
 
 DEFAULT_STACK_NAMES = {"processor": "omics-run-event-processor", "edp": "omics-edp"}
 TERMINAL_OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
@@ -33,14 +34,16 @@ TERMINAL_FAILED = {
 CANCELLED = ("Resource creation cancelled", "Resource update cancelled", "Resource deletion cancelled")
 NO_CHANGES = ("No updates are to be performed", "didn't contain changes", "does not contain changes")
 HEARTBEAT_SECONDS = 30.0
+FOLLOW_LIMIT_SECONDS = 3 * 3600.0  # beyond CloudFormation's own resource timeouts
 
 
 @dataclass(frozen=True)
 class DeployRequest:
-    """What to deploy. `parameters` are already merged (file, then `--parameter` overrides)."""
+    """What to deploy: the file's `parameters`, then the token from the environment, then `overrides`."""
 
     kind: str
     parameters: dict[str, str]
+    overrides: dict[str, str] = field(default_factory=dict)  # `--parameter Key=Value`
     stack_name: str | None = None
     code_bucket: str | None = None
     code_prefix: str | None = None
@@ -90,8 +93,9 @@ def prepare(request: DeployRequest, env: Mapping[str, str] | None = None) -> tup
     env = os.environ if env is None else env
     template = load_template(request.kind)
     values = dict(request.parameters)
-    if TOKEN_PARAMETER in template.parameters and TOKEN_PARAMETER not in values and env.get(TOKEN_ENV):
-        values[TOKEN_PARAMETER] = env[TOKEN_ENV]  # keeps the key off the command line
+    if TOKEN_PARAMETER in template.parameters and env.get(TOKEN_ENV):
+        values[TOKEN_PARAMETER] = env[TOKEN_ENV]  # beats the file; keeps the key off the command line
+    values.update(request.overrides)
     # The token may also be kept from the deployed stack (checked once it is described).
     optional = tuple(sorted(template.no_echo()))
     validate(template, values, request.source, optional=optional)
@@ -123,6 +127,9 @@ def deploy_stack(clients: ClientFactory, request: DeployRequest, hooks: DeployHo
     key = package.s3_key(prefix)
     cfn = clients.client("cloudformation")
     existing = _describe(cfn, request.name)
+    if existing is not None and existing["StackStatus"] == "REVIEW_IN_PROGRESS":
+        # Only a change set was ever created (--no-execute, or "no"): nothing to update yet.
+        existing = None
     failed_create = existing is not None and existing["StackStatus"] == "ROLLBACK_COMPLETE"
     if existing is not None and existing["StackStatus"].endswith("_IN_PROGRESS"):
         raise OperationError(f"stack {request.name} is busy ({existing['StackStatus']}); "
@@ -174,7 +181,6 @@ def deploy_stack(clients: ClientFactory, request: DeployRequest, hooks: DeployHo
     result.change_set = change_set
     hooks.plan(result.changes)
     if request.no_execute:
-        hooks.info(f"change set {change_set} left for review (--no-execute)")
         return result
     if not request.assume_yes and not hooks.confirm(f"Execute these changes on {request.name}?"):
         cfn.delete_change_set(StackName=request.name, ChangeSetName=change_set)
@@ -274,7 +280,7 @@ def _follow(cfn: Any, stack: str, since: datetime, hooks: DeployHooks,
     """Report each new stack event until the stack reaches a terminal status."""
     seen: set[str] = set()
     events: list[dict[str, Any]] = []
-    last_output = time.monotonic()
+    last_output = started = time.monotonic()
     while True:
         fresh = []
         for page in cfn.get_paginator("describe_stack_events").paginate(StackName=stack):
@@ -298,6 +304,10 @@ def _follow(cfn: Any, stack: str, since: datetime, hooks: DeployHooks,
         current = status["StackStatus"] if status else "DELETE_COMPLETE"
         if current in TERMINAL_OK or current in TERMINAL_FAILED:
             return current, events
+        if time.monotonic() - started > FOLLOW_LIMIT_SECONDS:
+            raise OperationError(f"stack {stack} is still {current} after "
+                                 f"{FOLLOW_LIMIT_SECONDS / 3600:.0f} hours; stopped following it "
+                                 "(the operation goes on in CloudFormation)")
         if time.monotonic() - last_output >= HEARTBEAT_SECONDS:
             hooks.info(f"still {current} ...")
             last_output = time.monotonic()
@@ -320,5 +330,4 @@ def first_failures(events: list[dict[str, Any]], limit: int = 3) -> list[dict[st
 
 
 def _outputs(cfn: Any, stack: str) -> dict[str, str]:
-    described = _describe(cfn, stack) or {}
-    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    return describe_stack(cfn, stack).outputs

@@ -28,7 +28,10 @@ DEPENDENCIES = {
     "edp": (),
 }
 _EPOCH = (1980, 1, 1, 0, 0, 0)
-_SKIP_SUFFIXES = (".pyc", ".pyo")
+# Bytecode, and compiled extensions built for this machine's Python (charset_normalizer's
+# optional speed-ups): they would not load on the Lambda runtime, whose pure-Python
+# fallbacks are packaged instead, and they would tie the hash to the builder's platform.
+_SKIP_SUFFIXES = (".pyc", ".pyo", ".so", ".pyd", ".dylib")
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,10 @@ def build(kind: str, source_root: Path | None = None) -> LambdaPackage:
 
 
 def write(package: LambdaPackage, out_dir: Path) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / package.filename
-    path.write_bytes(package.data)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(package.data)
+    except OSError as e:
+        raise ConfigError(f"{out_dir}: cannot write the package there: {e.strerror}") from None
     return path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -61,6 +62,8 @@ def read_parameters_file(path: Path) -> dict[str, str]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text (is it the parameters file?)") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
     try:
@@ -133,6 +136,8 @@ def _check(spec: dict[str, Any], value: str) -> str | None:
             number = float(value)
         except ValueError:
             return "is not a number"
+        if not math.isfinite(number):
+            return "is not a finite number"
         if "MinValue" in spec and number < float(spec["MinValue"]):
             return f"is below the minimum {spec['MinValue']}"
         if "MaxValue" in spec and number > float(spec["MaxValue"]):

@@ -96,9 +96,35 @@ def patch_moto_scheduled_rules() -> None:
     models.Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
 
 
+def patch_moto_review_stacks() -> None:
+    """Let a CREATE change set take over a stack left in REVIEW_IN_PROGRESS, as AWS does.
+
+    moto 5.2 adds a second stack of the same name instead, and DescribeStacks keeps answering
+    with the first one, stuck in review, so `deploy` after `deploy --no-execute` never sees
+    its stack finish. Idempotent.
+    """
+    from moto.cloudformation import models
+
+    method = models.CloudFormationBackend.create_change_set
+    if getattr(method, "_omics_edp_fixed", False):
+        return
+
+    def create_change_set(self: Any, stack_name: str, *args: Any, **kwargs: Any) -> Any:
+        change_set_type = kwargs.get("change_set_type", args[4] if len(args) > 4 else None)
+        if change_set_type == "CREATE":
+            for stack_id, stack in list(self.stacks.items()):
+                if stack.name == stack_name and stack.status == "REVIEW_IN_PROGRESS":
+                    del self.stacks[stack_id]
+        return method(self, stack_name, *args, **kwargs)
+
+    create_change_set._omics_edp_fixed = True  # type: ignore[attr-defined]
+    models.CloudFormationBackend.create_change_set = create_change_set  # type: ignore[method-assign]
+
+
 def patch_moto() -> None:
     """The local AWS's known gaps this project's commands meet (DESIGN §6)."""
     patch_moto_change_set_outputs()
+    patch_moto_review_stacks()
     patch_moto_eventbridge_notification()
     patch_moto_scheduled_rules()
 
