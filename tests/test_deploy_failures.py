@@ -492,3 +492,64 @@ def test_review_in_progress_gets_a_create_change_set_and_needs_the_token(s3, mon
     assert result.exit_code == 0, result.output
     script.stubber.assert_no_pending_responses()
     assert f"✓ {STACK}: CREATE_COMPLETE" in result.stderr
+
+
+# -- 6. a heartbeat while nothing happens ---------------------------------------------------------
+def test_a_long_quiet_wait_prints_a_heartbeat_line(s3, capsys):
+    script = CloudFormationScript()
+    e = script.event
+    started = [e(0, STACK, "CREATE_IN_PROGRESS", "User Initiated"), e(1, "Function", "CREATE_IN_PROGRESS")]
+    done = [e(300, "Function", "CREATE_COMPLETE"), e(301, STACK, "CREATE_COMPLETE")]
+    script.no_stack()
+    script.change_set("CREATE", [("Add", "Function")])
+    script.events(started)
+    script.stack("CREATE_IN_PROGRESS")
+    script.events(started)  # a quiet poll: no new event
+    script.stack("CREATE_IN_PROGRESS")
+    script.events(started + done)
+    script.stack("CREATE_COMPLETE")
+    script.stack("CREATE_COMPLETE")  # the outputs
+    clients = ClientFactory(region="us-east-1", overrides={"cloudformation": script.activate(), "s3": s3})
+    parameters = {"DeadLetterEmail": "ops@example.com", "ApiServer": "https://api.example.com",
+                  "ApiServerAuthToken": API_TOKEN, "DataLakeBucket": BUCKET}
+    quiet_polls: list[list[str]] = []
+
+    def sleep(seconds: float) -> None:
+        quiet_polls.append(capsys.readouterr().err.splitlines())
+
+    # Every poll counts as long: a poll with no new event says the stack is still working.
+    hooks = dataclasses.replace(_hooks(AppContext(clients=clients)), poll_seconds=0, sleep=sleep,
+                                heartbeat_seconds=0)
+    result = deploy_stack(clients, DeployRequest("processor", parameters, stack_name=STACK,
+                                                 assume_yes=True), hooks)
+
+    script.stubber.assert_no_pending_responses()
+    assert result.status == "CREATE_COMPLETE"
+    assert quiet_polls[1] == ["still CREATE_IN_PROGRESS ..."]
+    assert not any("still" in ln for ln in quiet_polls[0])  # events were printed: no heartbeat
+
+
+def test_no_heartbeat_while_events_keep_coming(s3, capsys):
+    script = CloudFormationScript()
+    e = script.event
+    first = [e(0, STACK, "CREATE_IN_PROGRESS", "User Initiated")]
+    second = [e(1, "Function", "CREATE_IN_PROGRESS")]
+    script.no_stack()
+    script.change_set("CREATE", [("Add", "Function")])
+    script.events(first)
+    script.stack("CREATE_IN_PROGRESS")
+    script.events(first + second)
+    script.stack("CREATE_IN_PROGRESS")
+    script.events(first + second + [e(2, "Function", "CREATE_COMPLETE"), e(3, STACK, "CREATE_COMPLETE")])
+    script.stack("CREATE_COMPLETE")
+    script.stack("CREATE_COMPLETE")
+    clients = ClientFactory(region="us-east-1", overrides={"cloudformation": script.activate(), "s3": s3})
+    parameters = {"DeadLetterEmail": "ops@example.com", "ApiServer": "https://api.example.com",
+                  "ApiServerAuthToken": API_TOKEN, "DataLakeBucket": BUCKET}
+    hooks = dataclasses.replace(_hooks(AppContext(clients=clients)), poll_seconds=0,
+                                sleep=lambda s: None)  # the default 30 s heartbeat
+
+    deploy_stack(clients, DeployRequest("processor", parameters, stack_name=STACK, assume_yes=True), hooks)
+
+    script.stubber.assert_no_pending_responses()
+    assert "still " not in capsys.readouterr().err

@@ -33,7 +33,6 @@ TERMINAL_FAILED = {
 }
 CANCELLED = ("Resource creation cancelled", "Resource update cancelled", "Resource deletion cancelled")
 NO_CHANGES = ("No updates are to be performed", "didn't contain changes", "does not contain changes")
-HEARTBEAT_SECONDS = 30.0
 FOLLOW_LIMIT_SECONDS = 3 * 3600.0  # beyond CloudFormation's own resource timeouts
 
 
@@ -86,6 +85,7 @@ class DeployHooks:
     confirm: Callable[[str], bool] = lambda question: False
     sleep: Callable[[float], None] = time.sleep
     poll_seconds: float = 2.0
+    heartbeat_seconds: float = 30.0  # a "still ..." line when no event came for this long
 
 
 def prepare(request: DeployRequest, env: Mapping[str, str] | None = None) -> tuple[Template, dict[str, str]]:
@@ -308,7 +308,7 @@ def _follow(cfn: Any, stack: str, since: datetime, hooks: DeployHooks,
             raise OperationError(f"stack {stack} is still {current} after "
                                  f"{FOLLOW_LIMIT_SECONDS / 3600:.0f} hours; stopped following it "
                                  "(the operation goes on in CloudFormation)")
-        if time.monotonic() - last_output >= HEARTBEAT_SECONDS:
+        if not fresh and time.monotonic() - last_output >= hooks.heartbeat_seconds:
             hooks.info(f"still {current} ...")
             last_output = time.monotonic()
         hooks.sleep(hooks.poll_seconds)
