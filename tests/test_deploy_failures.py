@@ -149,6 +149,14 @@ class CloudFormationScript:
                                                                 "NextToken": f"page-{number}"}
             self.stubber.add_response("describe_stack_events", response, params)
 
+    def polls(self, *steps: tuple[list[dict[str, Any]], str]) -> None:
+        """Successive polls: each adds its new events to the history, then reports a status."""
+        history: list[dict[str, Any]] = []
+        for new, status in steps:
+            history = history + new
+            self.events(history)
+            self.stack(status)
+
     def snapshot_stderr_on_describe_stacks(self) -> None:
         """Record what the CLI had written to stderr each time it asks for the stack status."""
         def snapshot(**_: Any) -> None:
@@ -436,12 +444,8 @@ def test_each_poll_prints_only_its_new_events_before_waiting_again(s3, capsys):
     third = [e(4, "ApiSecret", "DELETE_COMPLETE"), e(5, STACK, "ROLLBACK_COMPLETE")]
     script.no_stack()
     script.change_set("CREATE", [("Add", "ApiSecret")])
-    script.events(first)
-    script.stack("CREATE_IN_PROGRESS")
-    script.events(first + second)
-    script.stack("ROLLBACK_IN_PROGRESS")
-    script.events(first + second + third)
-    script.stack("ROLLBACK_COMPLETE")
+    script.polls((first, "CREATE_IN_PROGRESS"), (second, "ROLLBACK_IN_PROGRESS"),
+                 (third, "ROLLBACK_COMPLETE"))
     clients = ClientFactory(region="us-east-1", overrides={"cloudformation": script.activate(), "s3": s3})
     parameters = {"DeadLetterEmail": "ops@example.com", "ApiServer": "https://api.example.com",
                   "ApiServerAuthToken": API_TOKEN, "DataLakeBucket": BUCKET}
@@ -502,12 +506,8 @@ def test_a_long_quiet_wait_prints_a_heartbeat_line(s3, capsys):
     done = [e(300, "Function", "CREATE_COMPLETE"), e(301, STACK, "CREATE_COMPLETE")]
     script.no_stack()
     script.change_set("CREATE", [("Add", "Function")])
-    script.events(started)
-    script.stack("CREATE_IN_PROGRESS")
-    script.events(started)  # a quiet poll: no new event
-    script.stack("CREATE_IN_PROGRESS")
-    script.events(started + done)
-    script.stack("CREATE_COMPLETE")
+    script.polls((started, "CREATE_IN_PROGRESS"), ([], "CREATE_IN_PROGRESS"),  # a quiet poll
+                 (done, "CREATE_COMPLETE"))
     script.stack("CREATE_COMPLETE")  # the outputs
     clients = ClientFactory(region="us-east-1", overrides={"cloudformation": script.activate(), "s3": s3})
     parameters = {"DeadLetterEmail": "ops@example.com", "ApiServer": "https://api.example.com",
@@ -536,13 +536,9 @@ def test_no_heartbeat_while_events_keep_coming(s3, capsys):
     second = [e(1, "Function", "CREATE_IN_PROGRESS")]
     script.no_stack()
     script.change_set("CREATE", [("Add", "Function")])
-    script.events(first)
-    script.stack("CREATE_IN_PROGRESS")
-    script.events(first + second)
-    script.stack("CREATE_IN_PROGRESS")
-    script.events(first + second + [e(2, "Function", "CREATE_COMPLETE"), e(3, STACK, "CREATE_COMPLETE")])
-    script.stack("CREATE_COMPLETE")
-    script.stack("CREATE_COMPLETE")
+    script.polls((first, "CREATE_IN_PROGRESS"), (second, "CREATE_IN_PROGRESS"),
+                 ([e(2, "Function", "CREATE_COMPLETE"), e(3, STACK, "CREATE_COMPLETE")], "CREATE_COMPLETE"))
+    script.stack("CREATE_COMPLETE")  # the outputs
     clients = ClientFactory(region="us-east-1", overrides={"cloudformation": script.activate(), "s3": s3})
     parameters = {"DeadLetterEmail": "ops@example.com", "ApiServer": "https://api.example.com",
                   "ApiServerAuthToken": API_TOKEN, "DataLakeBucket": BUCKET}
