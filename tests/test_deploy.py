@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.cli.app import app
 from omics_edp_cli.ops import packaging
-from omics_edp_cli.ops.deploy import DeployHooks, DeployRequest, deploy_stack
+from omics_edp_cli.ops.deploy import DeployHooks, DeployRequest, deploy_stack, prepare
 
 runner = CliRunner()
 PROCESSOR_PARAMS = FIXTURES / "params/processor.parameters.json"
@@ -226,8 +226,6 @@ def test_a_parameters_file_that_is_not_text_exits_2(no_aws, tmp_path):
 
 
 def test_token_precedence_is_parameter_then_environment_then_file():
-    from omics_edp_cli.ops.deploy import prepare
-
     in_file = {"DeadLetterEmail": "ops@example.com", "ApiServer": "https://api.example.com",
                "DataLakeBucket": "lake", "ApiServerAuthToken": "from-file-0000"}
     env = {"OMICS_EDP_API_TOKEN": "from-env-0000"}

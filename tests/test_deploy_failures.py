@@ -56,6 +56,8 @@ IN_USE = ('Resource handler returned message: "Log group /aws/lambda/omics-run-e
           'use by a subscription filter" (HandlerErrorCode: ResourceConflict)')
 CANCELLED_CREATE = "Resource creation cancelled"
 CANCELLED_UPDATE = "Resource update cancelled"
+PARAMETERS = {"DeadLetterEmail": "ops@example.com", "ApiServer": "https://api.example.com",
+              "ApiServerAuthToken": API_TOKEN, "DataLakeBucket": BUCKET}
 
 
 class Contains:
@@ -170,6 +172,10 @@ class CloudFormationScript:
         self.stubber.activate()
         return self.client
 
+    def clients(self, s3: Any) -> ClientFactory:
+        """Clients for `deploy_stack`: this scripted CloudFormation and moto's S3."""
+        return ClientFactory(region="us-east-1", overrides={"cloudformation": self.activate(), "s3": s3})
+
 
 @pytest.fixture
 def s3() -> Iterator[Any]:
@@ -187,8 +193,7 @@ def line(event: dict[str, Any]) -> str:
 
 
 def invoke(script: CloudFormationScript, s3: Any, *extra: str, output: str = "table") -> Any:
-    clients = ClientFactory(region="us-east-1",
-                            overrides={"cloudformation": script.activate(), "s3": s3})
+    clients = script.clients(s3)
     args = ["-o", output, "deploy", "processor", "--parameters", str(PROCESSOR_PARAMS),
             "--parameter", f"DataLakeBucket={BUCKET}", "--stack-name", STACK, "--yes", *extra]
     return runner.invoke(app, args, obj=AppContext(clients=clients))
@@ -326,9 +331,8 @@ def test_failed_deploy_exits_1_naming_the_first_failures_only(s3, monkeypatch, s
 def test_rollback_complete_without_yes_is_explained_and_left_alone(s3):
     script = CloudFormationScript()
     script.stack("ROLLBACK_COMPLETE")  # and nothing else: deleting it would be an unscripted call
-    clients = ClientFactory(region="us-east-1", overrides={"cloudformation": script.activate(), "s3": s3})
-    parameters = {"DeadLetterEmail": "ops@example.com", "ApiServer": "https://api.example.com",
-                  "ApiServerAuthToken": API_TOKEN, "DataLakeBucket": BUCKET}
+    clients = script.clients(s3)
+    parameters = dict(PARAMETERS)
     hooks = DeployHooks(poll_seconds=0, sleep=lambda s: None)
 
     with pytest.raises(OperationError) as raised:
@@ -344,9 +348,8 @@ def test_rollback_complete_without_yes_is_explained_and_left_alone(s3):
 def test_rollback_complete_without_a_token_is_refused_before_anything_is_deleted(s3):
     script = CloudFormationScript()
     script.stack("ROLLBACK_COMPLETE")  # and nothing else: deleting it would be an unscripted call
-    clients = ClientFactory(region="us-east-1", overrides={"cloudformation": script.activate(), "s3": s3})
-    parameters = {"DeadLetterEmail": "ops@example.com", "ApiServer": "https://api.example.com",
-                  "DataLakeBucket": BUCKET}
+    clients = script.clients(s3)
+    parameters = {k: v for k, v in PARAMETERS.items() if k != "ApiServerAuthToken"}
     hooks = DeployHooks(poll_seconds=0, sleep=lambda s: None)
 
     with pytest.raises(ConfigError, match="missing required parameter 'ApiServerAuthToken'"):
@@ -446,9 +449,8 @@ def test_each_poll_prints_only_its_new_events_before_waiting_again(s3, capsys):
     script.change_set("CREATE", [("Add", "ApiSecret")])
     script.polls((first, "CREATE_IN_PROGRESS"), (second, "ROLLBACK_IN_PROGRESS"),
                  (third, "ROLLBACK_COMPLETE"))
-    clients = ClientFactory(region="us-east-1", overrides={"cloudformation": script.activate(), "s3": s3})
-    parameters = {"DeadLetterEmail": "ops@example.com", "ApiServer": "https://api.example.com",
-                  "ApiServerAuthToken": API_TOKEN, "DataLakeBucket": BUCKET}
+    clients = script.clients(s3)
+    parameters = dict(PARAMETERS)
     printed_by_poll: list[list[str]] = []
 
     def sleep(seconds: float) -> None:
@@ -472,9 +474,8 @@ def test_each_poll_prints_only_its_new_events_before_waiting_again(s3, capsys):
 def test_review_in_progress_gets_a_create_change_set_and_needs_the_token(s3, monkeypatch):
     script = CloudFormationScript()
     script.stack("REVIEW_IN_PROGRESS")  # only a change set was ever made: no previous values
-    clients = ClientFactory(region="us-east-1", overrides={"cloudformation": script.activate(), "s3": s3})
-    parameters = {"DeadLetterEmail": "ops@example.com", "ApiServer": "https://api.example.com",
-                  "DataLakeBucket": BUCKET}
+    clients = script.clients(s3)
+    parameters = {k: v for k, v in PARAMETERS.items() if k != "ApiServerAuthToken"}
     with pytest.raises(ConfigError, match="missing required parameter 'ApiServerAuthToken'"):
         deploy_stack(clients, DeployRequest("processor", parameters, stack_name=STACK,
                                             assume_yes=True), DeployHooks(), env={})
@@ -509,9 +510,8 @@ def test_a_long_quiet_wait_prints_a_heartbeat_line(s3, capsys):
     script.polls((started, "CREATE_IN_PROGRESS"), ([], "CREATE_IN_PROGRESS"),  # a quiet poll
                  (done, "CREATE_COMPLETE"))
     script.stack("CREATE_COMPLETE")  # the outputs
-    clients = ClientFactory(region="us-east-1", overrides={"cloudformation": script.activate(), "s3": s3})
-    parameters = {"DeadLetterEmail": "ops@example.com", "ApiServer": "https://api.example.com",
-                  "ApiServerAuthToken": API_TOKEN, "DataLakeBucket": BUCKET}
+    clients = script.clients(s3)
+    parameters = dict(PARAMETERS)
     quiet_polls: list[list[str]] = []
 
     def sleep(seconds: float) -> None:
@@ -539,9 +539,8 @@ def test_no_heartbeat_while_events_keep_coming(s3, capsys):
     script.polls((first, "CREATE_IN_PROGRESS"), (second, "CREATE_IN_PROGRESS"),
                  ([e(2, "Function", "CREATE_COMPLETE"), e(3, STACK, "CREATE_COMPLETE")], "CREATE_COMPLETE"))
     script.stack("CREATE_COMPLETE")  # the outputs
-    clients = ClientFactory(region="us-east-1", overrides={"cloudformation": script.activate(), "s3": s3})
-    parameters = {"DeadLetterEmail": "ops@example.com", "ApiServer": "https://api.example.com",
-                  "ApiServerAuthToken": API_TOKEN, "DataLakeBucket": BUCKET}
+    clients = script.clients(s3)
+    parameters = dict(PARAMETERS)
     hooks = dataclasses.replace(_hooks(AppContext(clients=clients)), poll_seconds=0,
                                 sleep=lambda s: None)  # the default 30 s heartbeat
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -71,8 +73,6 @@ def test_processor_package_holds_no_compiled_extensions_and_their_fallbacks_impo
     assert {"charset_normalizer/md.py", "charset_normalizer/cd.py"} <= set(names)
     # The pure-Python package works on its own: requests imports from the unpacked zip alone.
     zipfile.ZipFile(io.BytesIO(data)).extractall(tmp_path)
-    import subprocess
-    import sys
     probe = ("import sys; sys.path.insert(0, sys.argv[1]); import requests, charset_normalizer; "
              "assert charset_normalizer.__file__.startswith(sys.argv[1]); "
              "assert charset_normalizer.from_bytes('héllo wörld'.encode('latin-1')).best() is not None")
