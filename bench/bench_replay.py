@@ -121,7 +121,8 @@ def naive(s3: Any, bucket: str, url: str) -> int:
 
 def with_tool(bucket: str, url: str) -> tuple[int, int]:
     from omics_edp_cli.aws import ClientFactory
-    from omics_edp_cli.ops.replay import ReplayOptions, plan_replay, replay
+    from omics_edp_cli.ops.replay.execute import replay
+    from omics_edp_cli.ops.replay.plan import ReplayOptions, plan_replay
 
     options = ReplayOptions(since="2026-11-23T00:00Z", until="2026-11-24T00:00Z", bucket=bucket,
                             api_server=url)
@@ -139,7 +140,8 @@ def list_calls_for_one_hour(keys: int) -> tuple[int, int, int]:
     from moto.s3.models import s3_backends
 
     from omics_edp_cli.aws import ClientFactory
-    from omics_edp_cli.ops.replay import ReplayOptions, plan_replay, select_events
+    from omics_edp_cli.ops.replay.execute import select_events
+    from omics_edp_cli.ops.replay.plan import ReplayOptions, plan_replay
 
     endpoint = os.environ.pop("AWS_ENDPOINT_URL", None)
     try:

@@ -93,8 +93,8 @@ def child_peak_rss_mb(path: Path) -> float:
 
 def heap_peak_mb(path: Path) -> tuple[float, int, int]:
     from omics_edp_cli.edp.config import BatchRules
-    from omics_edp_cli.ops.sim_sources import EventLogSource
-    from omics_edp_cli.ops.simulate import simulate
+    from omics_edp_cli.ops.simulate.execute import simulate
+    from omics_edp_cli.ops.simulate.sources import EventLogSource
 
     tracemalloc.start()
     [run] = simulate(EventLogSource(str(path), lambda n, r: None), [BatchRules()])

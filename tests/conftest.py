@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from omics_edp_cli.ops.fake_omics import FakeOmics
-from omics_edp_cli.ops.receiver import CallbackReceiver
+from omics_edp_cli.local.fake_omics import FakeOmics
+from omics_edp_cli.local.receiver import CallbackReceiver
 
 FIXTURES = Path(__file__).parent / "fixtures"
 API_TOKEN = "test-token-5f1d0c9e-never-log-me"
@@ -62,7 +62,7 @@ def moto_server() -> Iterator[str]:
     """One moto server over HTTP for the session; tests use unique resource names."""
     from moto.server import ThreadedMotoServer
 
-    from omics_edp_cli.ops.sandbox import patch_moto
+    from omics_edp_cli.local.sandbox import patch_moto
 
     patch_moto()
     port = free_port()

@@ -13,7 +13,7 @@ from omics_helpers import BUCKET, archived_keys
 from typer.testing import CliRunner
 
 from omics_edp_cli.cli.app import app
-from omics_edp_cli.ops.receiver import Scripted
+from omics_edp_cli.local.receiver import Scripted
 
 runner = CliRunner()
 COMPLETED = str(FIXTURES / "omics/run-status-completed.json")

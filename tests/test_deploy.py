@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.cli.app import app
-from omics_edp_cli.ops import packaging
-from omics_edp_cli.ops.deploy import DeployHooks, DeployRequest, deploy_stack, prepare
+from omics_edp_cli.ops.deploy import packaging
+from omics_edp_cli.ops.deploy.execute import DeployHooks, DeployRequest, deploy_stack, prepare
 
 runner = CliRunner()
 PROCESSOR_PARAMS = FIXTURES / "params/processor.parameters.json"

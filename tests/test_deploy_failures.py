@@ -28,7 +28,7 @@ from omics_edp_cli.cli.app import app
 from omics_edp_cli.cli.context import AppContext
 from omics_edp_cli.cli.deploy import _hooks
 from omics_edp_cli.errors import ConfigError, OperationError
-from omics_edp_cli.ops.deploy import DeployHooks, DeployRequest, deploy_stack
+from omics_edp_cli.ops.deploy.execute import DeployHooks, DeployRequest, deploy_stack
 
 runner = CliRunner()
 PROCESSOR_PARAMS = FIXTURES / "params/processor.parameters.json"

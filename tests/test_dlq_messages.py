@@ -8,8 +8,7 @@ import pytest
 from conftest import fixture_json
 from replay.dlq_shapes import async_invocation_dlq, destination_record, eventbridge_target_dlq
 
-from omics_edp_cli.ops.dlq import DeadLetterQueue, QueueScan, _sendable_attributes, group
-from omics_edp_cli.ops.dlq_messages import (
+from omics_edp_cli.ops.dlq.messages import (
     function_name,
     function_qualifier,
     mask_ids,
@@ -17,6 +16,7 @@ from omics_edp_cli.ops.dlq_messages import (
     rule_name,
     target_label,
 )
+from omics_edp_cli.ops.dlq.queues import DeadLetterQueue, QueueScan, _sendable_attributes, group
 
 QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/processor-dlq"
 EVENT = fixture_json("omics/run-status-completed.json")

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.cli.app import app
-from omics_edp_cli.ops.deploy import DeployHooks, DeployRequest, deploy_stack
-from omics_edp_cli.ops.receiver import CallbackReceiver
+from omics_edp_cli.local.receiver import CallbackReceiver
+from omics_edp_cli.ops.deploy.execute import DeployHooks, DeployRequest, deploy_stack
 
 runner = CliRunner()
 HOOKS = DeployHooks(poll_seconds=0.05)

@@ -26,8 +26,8 @@ from omics_edp_cli.edp.engine import Engine
 from omics_edp_cli.edp.s3events import ObjectEvent, iso_time
 from omics_edp_cli.edp.sqlite_store import SqliteStore
 from omics_edp_cli.edp.store import BatchStore
-from omics_edp_cli.ops.batch_state import DEFAULT_DB
-from omics_edp_cli.ops.deploy import DeployHooks, DeployRequest, deploy_stack
+from omics_edp_cli.ops.batches import DEFAULT_DB
+from omics_edp_cli.ops.deploy.execute import DeployHooks, DeployRequest, deploy_stack
 
 runner = CliRunner()
 BUCKET = "instrument-bucket"

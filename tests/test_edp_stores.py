@@ -21,7 +21,7 @@ from omics_edp_cli.edp.memory_store import MemoryStore
 from omics_edp_cli.edp.s3events import ObjectEvent
 from omics_edp_cli.edp.sqlite_store import SqliteStore
 from omics_edp_cli.edp.store import RETENTION_SECONDS, BatchStore
-from omics_edp_cli.ops.simulate import simulate
+from omics_edp_cli.ops.simulate.execute import simulate
 
 T0 = 1_767_600_000.0
 BUCKET = "instrument-bucket"

@@ -18,8 +18,8 @@ from moto import mock_aws
 from omics_helpers import BUCKET, WES_RUN_ID, archived_keys, sample_event
 
 from omics_edp_cli.errors import DeliveryError
+from omics_edp_cli.local.receiver import Scripted
 from omics_edp_cli.omics import handler
-from omics_edp_cli.ops.receiver import Scripted
 
 SECRET = "ngs360/omics-processor"
 

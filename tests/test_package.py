@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from omics_edp_cli.cli.app import app
-from omics_edp_cli.ops import packaging
+from omics_edp_cli.ops.deploy import packaging
 
 runner = CliRunner()
 

@@ -24,12 +24,12 @@ from omics_helpers import (
 )
 
 from omics_edp_cli.errors import ArchiveError, DeliveryError
+from omics_edp_cli.local.receiver import Scripted
 from omics_edp_cli.omics.archive import ARCHIVE_NAMESPACE, ArchiveStore, Encryption, archive_key
 from omics_edp_cli.omics.config import CALLBACK_PATH
 from omics_edp_cli.omics.delivery import CallbackClient
 from omics_edp_cli.omics.event import flatten, parse_time
 from omics_edp_cli.omics.processor import Processor
-from omics_edp_cli.ops.receiver import Scripted
 
 
 @pytest.fixture

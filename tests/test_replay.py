@@ -21,9 +21,10 @@ from typer.testing import CliRunner
 
 from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.cli.app import app
+from omics_edp_cli.local.receiver import CallbackReceiver, Scripted
 from omics_edp_cli.omics.archive import archive_key
-from omics_edp_cli.ops.receiver import CallbackReceiver, Scripted
-from omics_edp_cli.ops.replay import ReplayOptions, plan_replay, replay
+from omics_edp_cli.ops.replay.execute import replay
+from omics_edp_cli.ops.replay.plan import ReplayOptions, plan_replay
 
 runner = CliRunner()
 STATUSES = ("PENDING", "STARTING", "RUNNING", "STOPPING", "COMPLETED")

@@ -25,13 +25,14 @@ from replay.helpers import PREFIX, T0, iso, minutes, payload, put_payload
 
 from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.errors import ConfigError
+from omics_edp_cli.local.receiver import Scripted
 from omics_edp_cli.omics.config import DeliveryPolicy
-from omics_edp_cli.ops.archive_range import KeyRange
 from omics_edp_cli.ops.ratelimit import RateLimiter
-from omics_edp_cli.ops.receiver import Scripted
-from omics_edp_cli.ops.replay import ReplayOptions, plan_replay, replay
-from omics_edp_cli.ops.replay_read import ArchivedEvent, payload_problem
-from omics_edp_cli.ops.replay_report import EventOutcome, ReportWriter, delivered_keys
+from omics_edp_cli.ops.replay.archive_range import KeyRange
+from omics_edp_cli.ops.replay.execute import replay
+from omics_edp_cli.ops.replay.plan import ReplayOptions, plan_replay
+from omics_edp_cli.ops.replay.read import ArchivedEvent, payload_problem
+from omics_edp_cli.ops.replay.report import EventOutcome, ReportWriter, delivered_keys
 from omics_edp_cli.ops.timewindow import TimeWindow, parse_when, time_window
 
 NOW = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)

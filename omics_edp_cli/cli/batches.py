@@ -11,7 +11,7 @@ from omics_edp_cli.cli.context import AppContext, OutputFormat, app_context
 from omics_edp_cli.cli.errors import ExitCode
 from omics_edp_cli.cli.render import print_json, render_record, render_rows
 from omics_edp_cli.cli.simulate import human_seconds
-from omics_edp_cli.ops.batch_state import (
+from omics_edp_cli.ops.batches import (
     DEFAULT_DB,
     Target,
     emission_row,

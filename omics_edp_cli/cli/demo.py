@@ -11,8 +11,8 @@ from omics_edp_cli.cli.context import AppContext, OutputFormat, app_context
 from omics_edp_cli.cli.render import print_json, render_rows
 
 if TYPE_CHECKING:
-    from omics_edp_cli.ops.demo import DemoResult, Names
-    from omics_edp_cli.ops.sandbox import LocalSandbox
+    from omics_edp_cli.local.demo import DemoResult, Names
+    from omics_edp_cli.local.sandbox import LocalSandbox
 
 
 def demo(
@@ -32,7 +32,7 @@ def demo(
     Example: omics-edp demo
     """
     # Imported here: moto is in the optional `local` extra and slow to import.
-    from omics_edp_cli.ops.demo import Names, Step, run_demo
+    from omics_edp_cli.local.demo import Names, Step, run_demo
 
     app = app_context(ctx)
     names = Names()

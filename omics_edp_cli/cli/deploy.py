@@ -13,8 +13,8 @@ from omics_edp_cli.cli.context import AppContext, OutputFormat, app_context
 from omics_edp_cli.cli.errors import CliError, ExitCode
 from omics_edp_cli.cli.package import Kind
 from omics_edp_cli.cli.render import print_json, render_record, render_rows
-from omics_edp_cli.ops.deploy import DEFAULT_STACK_NAMES, DeployHooks, DeployRequest, deploy_stack
-from omics_edp_cli.ops.parameters import parse_overrides, read_parameters_file
+from omics_edp_cli.ops.deploy.execute import DEFAULT_STACK_NAMES, DeployHooks, DeployRequest, deploy_stack
+from omics_edp_cli.ops.deploy.parameters import parse_overrides, read_parameters_file
 
 
 def deploy(

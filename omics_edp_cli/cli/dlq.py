@@ -13,7 +13,7 @@ from rich.text import Text
 from omics_edp_cli.cli.context import AppContext, OutputFormat, app_context
 from omics_edp_cli.cli.errors import CliError, ExitCode
 from omics_edp_cli.cli.render import print_json, render_record, render_rows
-from omics_edp_cli.ops.dlq import (
+from omics_edp_cli.ops.dlq.queues import (
     DeadLetterQueue,
     Redriver,
     default_purge_file,

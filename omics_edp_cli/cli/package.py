@@ -10,7 +10,7 @@ import typer
 
 from omics_edp_cli.cli.context import app_context
 from omics_edp_cli.cli.render import render_record
-from omics_edp_cli.ops import packaging
+from omics_edp_cli.ops.deploy import packaging
 
 
 class Kind(StrEnum):

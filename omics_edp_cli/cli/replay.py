@@ -23,7 +23,8 @@ from rich.text import Text
 from omics_edp_cli.cli.context import AppContext, OutputFormat, app_context
 from omics_edp_cli.cli.errors import ExitCode
 from omics_edp_cli.cli.render import render_record, render_rows
-from omics_edp_cli.ops.replay import DEFAULT_CONCURRENCY, ReplayOptions, ReplayResult, plan_replay, replay
+from omics_edp_cli.ops.replay.execute import ReplayResult, replay
+from omics_edp_cli.ops.replay.plan import DEFAULT_CONCURRENCY, ReplayOptions, plan_replay
 
 MAX_PROBLEM_ROWS = 50
 

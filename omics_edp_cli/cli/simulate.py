@@ -18,8 +18,10 @@ from omics_edp_cli.cli.render import render_record, render_rows, to_json
 from omics_edp_cli.edp.config import parse_seconds
 from omics_edp_cli.edp.s3events import parse_time
 from omics_edp_cli.errors import ConfigError
-from omics_edp_cli.ops import sim_sources
-from omics_edp_cli.ops.sim_sources import (
+from omics_edp_cli.ops.deployment import describe_stack
+from omics_edp_cli.ops.simulate import sources as sim_sources
+from omics_edp_cli.ops.simulate.execute import Run, as_json, simulate, summary, timeline
+from omics_edp_cli.ops.simulate.sources import (
     DEFAULT_BUCKET,
     DEFAULT_START,
     BurstSource,
@@ -29,9 +31,7 @@ from omics_edp_cli.ops.sim_sources import (
     burst_from_flags,
     load_scenario,
 )
-from omics_edp_cli.ops.sim_thresholds import ThresholdFlags, resolve
-from omics_edp_cli.ops.simulate import Run, as_json, simulate, summary, timeline
-from omics_edp_cli.ops.stack import describe_stack
+from omics_edp_cli.ops.simulate.thresholds import ThresholdFlags, resolve
 
 MAX_WARNINGS = 20
 MAX_TABLE_ROWS = 500

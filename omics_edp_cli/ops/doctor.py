@@ -12,7 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.omics.config import HEALTH_PATH
-from omics_edp_cli.ops.stack import StackInfo, describe_stack
+from omics_edp_cli.ops.deployment import StackInfo, describe_stack
 
 HEALTHY_STATUSES = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
 AWS_ERRORS = (BotoCoreError, ClientError)

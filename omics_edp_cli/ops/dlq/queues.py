@@ -20,7 +20,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.errors import ConfigError, OperationError
-from omics_edp_cli.ops.dlq_messages import (
+from omics_edp_cli.ops.deployment import describe_stack
+from omics_edp_cli.ops.dlq.messages import (
     EVENTBRIDGE_TARGET,
     DeadLetter,
     function_name,
@@ -29,7 +30,6 @@ from omics_edp_cli.ops.dlq_messages import (
     target_label,
 )
 from omics_edp_cli.ops.ratelimit import RateLimiter
-from omics_edp_cli.ops.stack import describe_stack
 
 # (queue URL output, label, output naming the function whose async failures land there,
 #  output naming the queue whose redrive policy points there) — docs/CONTRACTS.md

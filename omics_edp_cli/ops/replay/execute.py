@@ -15,27 +15,23 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from omics_edp_cli.aws import ClientFactory
-from omics_edp_cli.errors import ConfigError
 from omics_edp_cli.omics.config import (
-    API_SERVER,
-    DATA_LAKE_BUCKET,
-    DEFAULT_S3_PREFIX,
-    S3_PREFIX,
     DeliveryPolicy,
 )
 from omics_edp_cli.omics.payload import undeliverable_reason
-from omics_edp_cli.omics.secrets import token_from_secret
-from omics_edp_cli.ops.archive_range import KeyRange
-from omics_edp_cli.ops.process import TOKEN_ENV
 from omics_edp_cli.ops.ratelimit import RateLimiter
-from omics_edp_cli.ops.replay_delivery import RunDeliverer
-from omics_edp_cli.ops.replay_read import READ_THREADS, ArchivedEvent, ArchiveReader
-from omics_edp_cli.ops.replay_report import (
+from omics_edp_cli.ops.replay.archive_range import KeyRange
+from omics_edp_cli.ops.replay.delivery import RunDeliverer
+from omics_edp_cli.ops.replay.plan import (
+    ReplayPlan,
+    ReplayProgress,
+    _NoProgress,
+)
+from omics_edp_cli.ops.replay.read import READ_THREADS, ArchivedEvent, ArchiveReader
+from omics_edp_cli.ops.replay.report import (
     ALREADY_PROCESSED,
     DELIVERED,
     FAILURE_OUTCOMES,
@@ -43,154 +39,8 @@ from omics_edp_cli.ops.replay_report import (
     SKIPPED,
     EventOutcome,
     ReportWriter,
-    delivered_keys,
 )
-from omics_edp_cli.ops.stack import StackInfo, describe_stack
-from omics_edp_cli.ops.timewindow import TimeWindow, time_window
 
-DEFAULT_CONCURRENCY = 8
-
-
-class ReplayProgress(Protocol):
-    """What the CLI draws: `listing` (total unknown), then `replaying` (or `reading` in a dry run)."""
-
-    def phase(self, name: str, total: int | None) -> None: ...
-
-    def advance(self, count: int = 1) -> None: ...
-
-
-class _NoProgress:
-    def phase(self, name: str, total: int | None) -> None:
-        pass
-
-    def advance(self, count: int = 1) -> None:
-        pass
-
-
-@dataclass(frozen=True)
-class ReplayOptions:
-    """Flags as given; `plan_replay` resolves them (flag > environment > stack > default)."""
-
-    since: str
-    until: str | None = None
-    stack: str | None = None
-    bucket: str | None = None
-    prefix: str | None = None
-    api_server: str | None = None
-    statuses: tuple[str, ...] = ()
-    run_ids: tuple[str, ...] = ()
-    wes_run_ids: tuple[str, ...] = ()
-    concurrency: int = DEFAULT_CONCURRENCY
-    rate: float | None = None
-    dry_run: bool = False
-    report: Path | None = None
-    resume: Path | None = None
-
-
-@dataclass(frozen=True)
-class ReplayPlan:
-    """Everything resolved: where to read, where to send, what to skip."""
-
-    window: TimeWindow
-    bucket: str
-    prefix: str
-    api_server: str | None
-    token: str | None = field(repr=False)
-    statuses: frozenset[str] = frozenset()
-    run_ids: frozenset[str] = frozenset()
-    wes_run_ids: frozenset[str] = frozenset()
-    concurrency: int = DEFAULT_CONCURRENCY
-    rate: float | None = None
-    dry_run: bool = False
-    report: Path | None = None
-    append_report: bool = False
-    already_delivered: frozenset[str] = frozenset()
-
-    def matches(self, event: ArchivedEvent) -> bool:
-        """Filters apply to readable payloads; unreadable objects are always reported."""
-        if event.payload is None:
-            return True
-        return (
-            (not self.statuses or (event.status or "").upper() in self.statuses)
-            and (not self.run_ids or event.run in self.run_ids)
-            and (not self.wes_run_ids or event.wes_run_id in self.wes_run_ids)
-        )
-
-
-def plan_replay(
-    options: ReplayOptions,
-    clients: ClientFactory,
-    env: Mapping[str, str] | None = None,
-    now: datetime | None = None,
-) -> ReplayPlan:
-    """Check the flags (before any AWS call), then read the stack and the token if needed."""
-    env = os.environ if env is None else env
-    now = now or datetime.now(UTC)
-    window = time_window(options.since, options.until, now)
-    if options.concurrency < 1:
-        raise ConfigError("--concurrency must be at least 1")
-    if options.rate is not None and options.rate < 0:
-        raise ConfigError("--rate must be 0 (no limit) or more events per second")
-    bucket = options.bucket or env.get(DATA_LAKE_BUCKET)
-    api_server = options.api_server or env.get(API_SERVER)
-    if not (bucket or options.stack):
-        raise ConfigError("--bucket or --stack required (or DATA_LAKE_BUCKET)")
-    if not (api_server or options.stack or options.dry_run):
-        raise ConfigError("--api-server or --stack required (or API_SERVER), or use --dry-run")
-    token = env.get(TOKEN_ENV) or env.get("AUTH_TOKEN")
-    if not (token or options.stack or options.dry_run):
-        raise ConfigError(f"no API token: set {TOKEN_ENV}, or use --stack to read the stack's secret")
-    done = delivered_keys(options.resume) if options.resume else set()
-    append = False
-    if options.report and not options.dry_run:
-        _check_writable(options.report)
-        append = options.resume is not None and _same_file(options.report, options.resume)
-
-    stack = describe_stack(clients.client("cloudformation"), options.stack) if options.stack else None
-    prefix = options.prefix or env.get(S3_PREFIX)
-    if stack is not None:
-        bucket = bucket or stack.parameter("DataLakeBucket")
-        prefix = prefix or stack.parameters.get("BucketPrefix")
-        api_server = api_server or stack.parameter("ApiServer")
-        if not token and not options.dry_run:
-            token = _stack_token(clients, stack)
-    return ReplayPlan(
-        window=window,
-        bucket=str(bucket),
-        prefix=(prefix or DEFAULT_S3_PREFIX).strip("/"),
-        api_server=api_server,
-        token=token,
-        statuses=frozenset(s.upper() for s in options.statuses),
-        run_ids=frozenset(options.run_ids),
-        wes_run_ids=frozenset(options.wes_run_ids),
-        concurrency=options.concurrency,
-        rate=options.rate or None,
-        dry_run=options.dry_run,
-        report=None if options.dry_run else options.report,
-        append_report=append,
-        already_delivered=frozenset(done),
-    )
-
-
-def _stack_token(clients: ClientFactory, stack: StackInfo) -> str:
-    secret_arn = stack.outputs.get("ApiSecretArn")
-    if not secret_arn:
-        raise ConfigError(f"no API token: set {TOKEN_ENV} (stack {stack.name!r} has no ApiSecretArn output)")
-    return token_from_secret(clients.client("secretsmanager"), secret_arn)
-
-
-def _check_writable(path: Path) -> None:
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise ConfigError(f"--report {path}: is a directory")
-    if not parent.is_dir():
-        raise ConfigError(f"--report {path}: folder {parent} does not exist")
-    if not os.access(path if path.exists() else parent, os.W_OK):
-        raise ConfigError(f"--report {path}: not writable")
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    return a.resolve() == b.resolve()
 
 @dataclass
 class Selection:

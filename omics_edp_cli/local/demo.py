@@ -22,16 +22,18 @@ from omics_edp_cli.edp.batcher import Batcher
 from omics_edp_cli.edp.config import EdpSettings, rules_from_parameters
 from omics_edp_cli.edp.handlers import build_batcher, ingest_sqs_batch
 from omics_edp_cli.errors import DeliveryError, OperationError
+from omics_edp_cli.local.sandbox import LocalSandbox
 from omics_edp_cli.omics.archive import ArchiveStore
 from omics_edp_cli.omics.config import DeliveryPolicy
 from omics_edp_cli.omics.delivery import CallbackClient
 from omics_edp_cli.omics.processor import Processor
-from omics_edp_cli.ops import batch_state, dlq
-from omics_edp_cli.ops.deploy import DeployRequest, deploy_stack
+from omics_edp_cli.ops import batches as batch_state
+from omics_edp_cli.ops.deploy.execute import DeployRequest, deploy_stack
+from omics_edp_cli.ops.deployment import describe_stack
+from omics_edp_cli.ops.dlq import queues as dlq
 from omics_edp_cli.ops.inputs import load_sample
-from omics_edp_cli.ops.replay import ReplayOptions, plan_replay, replay
-from omics_edp_cli.ops.sandbox import LocalSandbox
-from omics_edp_cli.ops.stack import describe_stack
+from omics_edp_cli.ops.replay.execute import replay
+from omics_edp_cli.ops.replay.plan import ReplayOptions, plan_replay
 
 TOKEN = "demo-" + "0" * 8  # the local receiver's key; nothing secret
 RUN_ID = "8567247"

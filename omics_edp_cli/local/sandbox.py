@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from omics_edp_cli.aws import ClientFactory
-from omics_edp_cli.ops.fake_omics import FakeOmics
-from omics_edp_cli.ops.receiver import CallbackReceiver
+from omics_edp_cli.local.fake_omics import FakeOmics
+from omics_edp_cli.local.receiver import CallbackReceiver
 
 REGION = "us-east-1"
 LOCAL_CREDENTIALS = ("omics-edp-local", "omics-edp-local")

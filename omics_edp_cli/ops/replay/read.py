@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 from omics_edp_cli.errors import ArchiveError
 from omics_edp_cli.omics.archive import KEY_RE, ArchiveStore, time_from_key
 from omics_edp_cli.omics.event import parse_time
-from omics_edp_cli.ops.replay_report import INVALID, EventOutcome
+from omics_edp_cli.ops.replay.report import INVALID, EventOutcome
 
 if TYPE_CHECKING:
-    from omics_edp_cli.ops.replay import ReplayPlan
+    from omics_edp_cli.ops.replay.plan import ReplayPlan
 
 # boto3's default connection pool holds 10 connections per client: more readers would only
 # queue for a connection (and make urllib3 warn).

@@ -14,8 +14,8 @@ from omics_edp_cli.omics.config import DeliveryPolicy
 from omics_edp_cli.omics.delivery import CallbackClient
 from omics_edp_cli.omics.payload import undeliverable_reason
 from omics_edp_cli.ops.ratelimit import RateLimiter
-from omics_edp_cli.ops.replay_read import UNREADABLE, ArchivedEvent
-from omics_edp_cli.ops.replay_report import (
+from omics_edp_cli.ops.replay.read import UNREADABLE, ArchivedEvent
+from omics_edp_cli.ops.replay.report import (
     FAILED,
     HELD,
     INVALID,
@@ -26,7 +26,7 @@ from omics_edp_cli.ops.replay_report import (
 )
 
 if TYPE_CHECKING:
-    from omics_edp_cli.ops.replay import ReplayPlan, ReplayProgress
+    from omics_edp_cli.ops.replay.plan import ReplayPlan, ReplayProgress
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

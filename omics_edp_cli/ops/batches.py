@@ -16,7 +16,7 @@ from omics_edp_cli.edp.s3events import iso_time
 from omics_edp_cli.edp.sqlite_store import SqliteStore
 from omics_edp_cli.edp.store import BatchStore, Key
 from omics_edp_cli.errors import ConfigError, OperationError
-from omics_edp_cli.ops.stack import describe_stack
+from omics_edp_cli.ops.deployment import describe_stack
 
 # The embedded default for local runs (the demo writes here too), relative to the current dir.
 DEFAULT_DB = Path(".omics-edp") / "batches.sqlite3"

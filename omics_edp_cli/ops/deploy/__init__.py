@@ -1,0 +1,1 @@
+"""`deploy` and `package`: parameters, reproducible zips, change sets."""

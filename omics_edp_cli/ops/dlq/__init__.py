@@ -1,0 +1,1 @@
+"""`dlq`: read, group, redrive and purge dead-letter queues."""

@@ -1,0 +1,1 @@
+"""`replay`: re-send archived payloads, each WES run in order (plan → execute)."""

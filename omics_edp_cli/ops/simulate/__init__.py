@@ -1,0 +1,1 @@
+"""`simulate-batch`: the EDP engine offline (thresholds and sources → execute)."""
