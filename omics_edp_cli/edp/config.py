@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from omics_edp_cli.errors import ConfigError
+from omics_edp_cli.timefmt import parse_duration
 
 # Names the CloudFormation template sets on both EDP functions (docs/CONTRACTS.md).
 STATE_TABLE = "STATE_TABLE"
@@ -140,19 +141,12 @@ def parse_globs(text: str) -> tuple[str, ...]:
     return tuple(g.strip() for g in text.split(",") if g.strip())
 
 
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
 def parse_seconds(text: str, what: str, *, zero_ok: bool = False) -> float:
     """A duration in seconds; `90`, `90s`, `5m`, `1.5h` and `2d` are all accepted."""
-    raw = str(text).strip().lower()
-    scale = 1.0
-    if raw and raw[-1] in _UNITS:
-        raw, scale = raw[:-1], _UNITS[raw[-1]]
     try:
-        value = float(raw) * scale
+        value = parse_duration(str(text))
     except ValueError:
-        raise ConfigError(f"{what}: {text!r} is not a number of seconds") from None
+        raise ConfigError(f"{what}: {text} is not a duration (90, 90s, 5m, 1.5h, 2d)") from None
     check_seconds(value, what, zero_ok=zero_ok)
     return value
 

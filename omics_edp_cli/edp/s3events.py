@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
+from omics_edp_cli import timefmt
 from omics_edp_cli.errors import ConfigError
 
 
@@ -59,12 +60,9 @@ def parse_time(text: str) -> float:
     if cached is not None:
         return cached
     try:
-        parsed = datetime.fromisoformat(text)
-    except (TypeError, ValueError):
+        value = timefmt.parse_time(text).timestamp()
+    except ValueError:
         raise S3EventError(f"bad event time {text!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    value = parsed.timestamp()
     # Bursts share timestamps (EventBridge times have one-second resolution).
     if len(_time_cache) > 4096:
         _time_cache.clear()
@@ -74,10 +72,7 @@ def parse_time(text: str) -> float:
 
 def iso_time(epoch: float) -> str:
     """Epoch seconds → `2026-03-02T10:15:00Z` (milliseconds only when there are some)."""
-    moment = datetime.fromtimestamp(epoch, UTC)
-    if moment.microsecond:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return timefmt.iso_z(datetime.fromtimestamp(epoch, UTC))
 
 
 def parse_message(message: Any) -> list[ObjectEvent]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from omics_edp_cli.timefmt import parse_time
 
 SOURCE = "aws.omics"
 DETAIL_TYPE = "Run Status Change"
@@ -32,14 +34,6 @@ class RunStatusEvent:
     @property
     def event_time(self) -> datetime:
         return parse_time(self.time)
-
-
-def parse_time(value: str) -> datetime:
-    """Parse an ISO 8601 timestamp (EventBridge writes `2026-01-22T22:25:45Z`) as UTC."""
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def _required_str(obj: dict[str, Any], key: str, where: str) -> str:

@@ -2,31 +2,25 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from omics_edp_cli.errors import ConfigError
-
-_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+from omics_edp_cli.timefmt import parse_duration, parse_time
 
 
 def parse_when(value: str, now: datetime, option: str = "--since") -> datetime:
     """An aware UTC datetime from `2026-11-23T00:55Z` (naive means UTC) or an age (`90m`, `6h`, `3d`)."""
-    match = _RELATIVE.match(value)
-    if match:
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
-        return now - timedelta(seconds=seconds)
     try:
-        moment = datetime.fromisoformat(value.strip())
+        return now - timedelta(seconds=parse_duration(value, unit_required=True))
+    except ValueError:
+        pass
+    try:
+        return parse_time(value)
     except ValueError:
         raise ConfigError(
-            f"{option} {value!r}: expected ISO 8601 (2026-11-23T00:55Z) or an age like 90m, 6h, 3d"
+            f"{option} {value}: expected ISO 8601 (2026-11-23T00:55Z) or an age like 90m, 6h, 3d"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 @dataclass(frozen=True)

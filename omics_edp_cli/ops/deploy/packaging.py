@@ -19,7 +19,7 @@ from omics_edp_cli.errors import ConfigError, OperationError
 
 KINDS = ("processor", "edp")
 # Shared modules both functions import, then each function's own folder.
-SHARED = ("__init__.py", "errors.py", "aws.py")
+SHARED = ("__init__.py", "errors.py", "aws.py", "timefmt.py")
 CODE = {"processor": ("omics",), "edp": ("edp",)}
 # requests and its dependencies, for the processor (the EDP code needs only boto3, which the
 # Lambda runtime provides). Copied from this environment: no network at build time.

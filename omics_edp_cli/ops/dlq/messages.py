@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from omics_edp_cli.timefmt import parse_time
+
 Kind = Literal["lambda-async", "lambda-destination", "eventbridge-target", "sqs-redrive"]
 LAMBDA_ASYNC: Kind = "lambda-async"
 LAMBDA_DESTINATION: Kind = "lambda-destination"
@@ -295,7 +297,6 @@ def _iso(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_time(value)
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
