@@ -43,7 +43,11 @@ def test_dry_run_table_output_shows_key_and_payload():
         (["process", "/no/such/event.json"], "Error: /no/such/event.json: file not found"),
         (["process", "--sample", "exploded"], "Error: no sample event 'exploded'; choose one of:"),
         (["process"], "Error: give an EVENT.json file or --sample NAME (one of them)"),
-        (["process", COMPLETED], "Error: --bucket and --api-server required"),
+        (["process", COMPLETED],
+         "Error: --bucket (or DATA_LAKE_BUCKET) and --api-server (or API_SERVER) required, or --stack NAME"),
+        # Only what is missing is named (it used to say "--api-server required (or DATA_LAKE_BUCKET ...").
+        (["process", COMPLETED, "--bucket", "b"],
+         "Error: --api-server (or API_SERVER) required, or --stack NAME, or use --dry-run"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(args, message):

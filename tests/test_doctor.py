@@ -151,4 +151,4 @@ def test_table_output_marks_each_check_and_prints_the_fix(processor, receiver):
 def test_unknown_stack_is_a_configuration_error(aws):
     result = runner.invoke(app, ["doctor", "--stack", "no-such-stack"])
     assert result.exit_code == 2
-    assert result.stderr.strip() == "Error: stack 'no-such-stack' not found in this account/region"
+    assert result.stderr.strip() == "Error: stack no-such-stack not found in this account/region"

@@ -323,7 +323,7 @@ def test_thresholds_from_a_deployed_stack():
 @mock_aws
 def test_a_missing_stack_exits_2():
     result = invoke("simulate-batch", "--stack", "nope")
-    assert result.exit_code == 2 and "stack 'nope' not found" in result.stderr
+    assert result.exit_code == 2 and "stack nope not found" in result.stderr
 
 
 # -- an S3 listing -------------------------------------------------------------------------------

@@ -435,7 +435,7 @@ def processor_stack(bucket: str, prefix: str, api_server: str, secret_arn: str) 
     ("args", "message"),
     [
         (["--since", "yesterday", "--bucket", "b", "--api-server", "http://x"],
-         "Error: --since 'yesterday': expected ISO 8601 (2026-11-23T00:55Z) or an age like 90m, 6h, 3d"),
+         "Error: --since yesterday: expected ISO 8601 (2026-11-23T00:55Z) or an age like 90m, 6h, 3d"),
         (["--since", "2026-11-23T02:00Z", "--until", "2026-11-23T01:00Z", "--bucket", "b"],
          "Error: --since (2026-11-23T02:00:00Z) is after --until (2026-11-23T01:00:00Z)"),
         (["--since", "1h", "--api-server", "http://x"],

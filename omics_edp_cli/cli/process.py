@@ -48,6 +48,11 @@ def process(
     kms_key_id: Annotated[
         str | None, typer.Option(help="Encrypt the archive with this KMS key (default: AES256).")
     ] = None,
+    stack: Annotated[
+        str | None,
+        typer.Option(help="Take bucket, prefix, API server, key and token from this deployed processor "
+                     "stack (flags and environment win)."),
+    ] = None,
 ) -> None:
     """Run the processor locally on one event, exactly as the Lambda would.
 
@@ -61,7 +66,8 @@ def process(
     else:
         event, source = load_json_file(str(event_file)), str(event_file)
     check_event(event, source)
-    options = ProcessOptions(bucket, prefix, api_server, secret_id, kms_key_id, dry_run, enrich)
+    options = ProcessOptions(bucket=bucket, prefix=prefix, api_server=api_server, secret_id=secret_id,
+                             kms_key_id=kms_key_id, stack=stack, dry_run=dry_run, enrich=enrich)
     result = process_event(event, options, app.clients)
     for warning in result.warnings:
         app.err.print(f"[yellow]warning:[/] {warning}")

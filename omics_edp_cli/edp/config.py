@@ -142,11 +142,20 @@ def parse_globs(text: str) -> tuple[str, ...]:
 
 
 def parse_seconds(text: str, what: str, *, zero_ok: bool = False) -> float:
-    """A duration in seconds; `90`, `90s`, `5m`, `1.5h` and `2d` are all accepted."""
+    """A duration in seconds; `90`, `90s`, `5m`, `1.5h` and `2d` are all accepted.
+
+    A plain number is read as seconds first, so `-60` and `nan` get the range message
+    (`check_seconds`) rather than "not a duration".
+    """
+    raw = str(text).strip()
     try:
-        value = parse_duration(str(text))
+        value = float(raw)
     except ValueError:
-        raise ConfigError(f"{what}: {text} is not a duration (90, 90s, 5m, 1.5h, 2d)") from None
+        try:
+            value = parse_duration(raw)
+        except ValueError:
+            raise ConfigError(f"{what}: {raw!r} is not a number of seconds "
+                              "or a duration (90, 90s, 5m, 1.5h, 2d)") from None
     check_seconds(value, what, zero_ok=zero_ok)
     return value
 

@@ -4,45 +4,79 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.errors import ConfigError
 from omics_edp_cli.omics.archive import ArchiveStore, Encryption
-from omics_edp_cli.omics.config import DEFAULT_S3_PREFIX, DeliveryPolicy
+from omics_edp_cli.omics.config import (
+    API_SERVER,
+    DATA_LAKE_BUCKET,
+    DEFAULT_S3_PREFIX,
+    S3_PREFIX,
+    DeliveryPolicy,
+)
 from omics_edp_cli.omics.delivery import CallbackClient
 from omics_edp_cli.omics.event import InvalidEvent, validate
 from omics_edp_cli.omics.processor import Processor, ProcessResult
-from omics_edp_cli.omics.secrets import token_from_secret
+from omics_edp_cli.ops.deployment import ProcessorStack, api_token, load_typed, resolve
 
-TOKEN_ENV = "OMICS_EDP_API_TOKEN"
 PLACEHOLDER_BUCKET = "DATA_LAKE_BUCKET"
 
 
 @dataclass(frozen=True)
 class ProcessOptions:
-    """Flags as given; `resolve` fills the gaps from the environment (flag > env > default)."""
+    """Flags as given; `plan_process` fills the gaps (flag > environment > stack > default)."""
 
     bucket: str | None = None
     prefix: str | None = None
     api_server: str | None = None
     secret_id: str | None = None
     kms_key_id: str | None = None
+    stack: str | None = None
     dry_run: bool = False
     enrich: bool = True
 
-    def resolve(self, env: Mapping[str, str] | None = None) -> ProcessOptions:
-        env = os.environ if env is None else env
-        return ProcessOptions(
-            bucket=self.bucket or env.get("DATA_LAKE_BUCKET"),
-            prefix=(self.prefix or env.get("S3_PREFIX") or DEFAULT_S3_PREFIX).strip("/"),
-            api_server=self.api_server or env.get("API_SERVER"),
-            secret_id=self.secret_id or env.get("ENV_SECRETS"),
-            kms_key_id=self.kms_key_id,
-            dry_run=self.dry_run,
-            enrich=self.enrich,
-        )
+
+@dataclass(frozen=True)
+class ProcessPlan:
+    """Where the archive goes and where the payload is sent; `token` only when sending."""
+
+    bucket: str
+    prefix: str
+    api_server: str | None
+    kms_key_id: str | None
+    token: str | None = field(repr=False)
+    dry_run: bool
+    enrich: bool
+
+
+def plan_process(options: ProcessOptions, clients: ClientFactory,
+                 env: Mapping[str, str] | None = None) -> ProcessPlan:
+    """Check what needs no AWS call first, then read the stack and the token if needed."""
+    env = os.environ if env is None else env
+    bucket = resolve(options.bucket, env.get(DATA_LAKE_BUCKET))
+    api_server = resolve(options.api_server, env.get(API_SERVER))
+    if not (options.dry_run or options.stack):
+        missing = [f"{flag} (or {var})" for flag, var, value in (
+            ("--bucket", DATA_LAKE_BUCKET, bucket), ("--api-server", API_SERVER, api_server)) if not value]
+        if missing:
+            raise ConfigError(f"{' and '.join(missing)} required, or --stack NAME, or use --dry-run")
+    stack = load_typed(clients, options.stack, ProcessorStack) if options.stack else None
+    if stack is not None:
+        bucket = resolve(bucket, None, lambda: stack.data_lake_bucket)
+        api_server = resolve(api_server, None, lambda: stack.api_server)
+    token = None
+    if not options.dry_run:
+        token = api_token(clients, env, secret_id=options.secret_id, stack=stack)
+    prefix = resolve(options.prefix, env.get(S3_PREFIX), lambda: stack.bucket_prefix if stack else None,
+                     DEFAULT_S3_PREFIX)
+    kms_key_id = resolve(options.kms_key_id, None, lambda: stack.archive_kms_key_arn if stack else None)
+    return ProcessPlan(
+        bucket=bucket or PLACEHOLDER_BUCKET, prefix=str(prefix).strip("/"), api_server=api_server,
+        kms_key_id=kms_key_id, token=token, dry_run=options.dry_run, enrich=options.enrich,
+    )
 
 
 def check_event(event: Any, source: str) -> None:
@@ -60,30 +94,14 @@ def process_event(
     env: Mapping[str, str] | None = None,
     policy: DeliveryPolicy | None = None,
 ) -> ProcessResult:
-    """Validate the configuration (before any AWS call), then process the event."""
+    """Plan (configuration checked before any AWS call), then process the event."""
     env = os.environ if env is None else env
-    opts = options.resolve(env)
-    if not opts.dry_run:
-        missing = [
-            flag for flag, value in (("--bucket", opts.bucket), ("--api-server", opts.api_server))
-            if not value
-        ]
-        if missing:
-            raise ConfigError(
-                f"{' and '.join(missing)} required (or DATA_LAKE_BUCKET / API_SERVER), "
-                "or use --dry-run"
-            )
-    bucket = opts.bucket or PLACEHOLDER_BUCKET
-    s3 = clients.client("s3") if (opts.enrich or not opts.dry_run) else None
-    omics = clients.client("omics") if opts.enrich else None
+    plan = plan_process(options, clients, env)
+    s3 = clients.client("s3") if (plan.enrich or not plan.dry_run) else None
+    omics = clients.client("omics") if plan.enrich else None
     callback = None
-    if not opts.dry_run:
-        token = env.get(TOKEN_ENV) or env.get("AUTH_TOKEN")
-        if not token and opts.secret_id:
-            token = token_from_secret(clients.client("secretsmanager"), opts.secret_id)
-        callback = CallbackClient(
-            str(opts.api_server), token, policy or DeliveryPolicy.from_env(env)
-        )
-    archive = ArchiveStore(s3, bucket, opts.prefix or DEFAULT_S3_PREFIX, Encryption(opts.kms_key_id))
+    if not plan.dry_run:
+        callback = CallbackClient(str(plan.api_server), plan.token, policy or DeliveryPolicy.from_env(env))
+    archive = ArchiveStore(s3, plan.bucket, plan.prefix, Encryption(plan.kms_key_id))
     processor = Processor(archive, omics, callback)
-    return processor.process(event, dry_run=opts.dry_run, enrich_run=opts.enrich)
+    return processor.process(event, dry_run=plan.dry_run, enrich_run=plan.enrich)

@@ -21,8 +21,7 @@ from omics_edp_cli.errors import ConfigError, OperationError
 from omics_edp_cli.omics.secrets import Redactor
 from omics_edp_cli.ops.deploy import packaging
 from omics_edp_cli.ops.deploy.parameters import TOKEN_PARAMETER, Template, load_template, validate
-from omics_edp_cli.ops.deployment import describe_stack
-from omics_edp_cli.ops.process import TOKEN_ENV
+from omics_edp_cli.ops.deployment import TOKEN_ENV, describe_stack
 
 DEFAULT_STACK_NAMES = {"processor": "omics-run-event-processor", "edp": "omics-edp"}
 TERMINAL_OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}

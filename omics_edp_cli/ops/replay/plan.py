@@ -16,9 +16,14 @@ from typing import TYPE_CHECKING, Protocol
 from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.errors import ConfigError
 from omics_edp_cli.omics.config import API_SERVER, DATA_LAKE_BUCKET, DEFAULT_S3_PREFIX, S3_PREFIX
-from omics_edp_cli.omics.secrets import token_from_secret
-from omics_edp_cli.ops.deployment import StackInfo, describe_stack
-from omics_edp_cli.ops.process import TOKEN_ENV
+from omics_edp_cli.ops.deployment import (
+    ProcessorStack,
+    api_token,
+    load_typed,
+    no_token_error,
+    resolve,
+    token_configured,
+)
 from omics_edp_cli.ops.replay.report import delivered_keys
 from omics_edp_cli.ops.timewindow import TimeWindow, time_window
 
@@ -108,33 +113,35 @@ def plan_replay(
         raise ConfigError("--concurrency must be at least 1")
     if options.rate is not None and options.rate < 0:
         raise ConfigError("--rate must be 0 (no limit) or more events per second")
-    bucket = options.bucket or env.get(DATA_LAKE_BUCKET)
-    api_server = options.api_server or env.get(API_SERVER)
+    bucket = resolve(options.bucket, env.get(DATA_LAKE_BUCKET))
+    api_server = resolve(options.api_server, env.get(API_SERVER))
     if not (bucket or options.stack):
         raise ConfigError("--bucket or --stack required (or DATA_LAKE_BUCKET)")
     if not (api_server or options.stack or options.dry_run):
         raise ConfigError("--api-server or --stack required (or API_SERVER), or use --dry-run")
-    token = env.get(TOKEN_ENV) or env.get("AUTH_TOKEN")
-    if not (token or options.stack or options.dry_run):
-        raise ConfigError(f"no API token: set {TOKEN_ENV}, or use --stack to read the stack's secret")
+    if not (options.stack or options.dry_run or token_configured(env)):
+        raise no_token_error()
     done = delivered_keys(options.resume) if options.resume else set()
     append = False
     if options.report and not options.dry_run:
         _check_writable(options.report)
         append = options.resume is not None and _same_file(options.report, options.resume)
 
-    stack = describe_stack(clients.client("cloudformation"), options.stack) if options.stack else None
-    prefix = options.prefix or env.get(S3_PREFIX)
+    stack = load_typed(clients, options.stack, ProcessorStack) if options.stack else None
     if stack is not None:
-        bucket = bucket or stack.parameter("DataLakeBucket")
-        prefix = prefix or stack.parameters.get("BucketPrefix")
-        api_server = api_server or stack.parameter("ApiServer")
-        if not token and not options.dry_run:
-            token = _stack_token(clients, stack)
+        bucket = resolve(bucket, None, lambda: stack.data_lake_bucket)
+        api_server = resolve(api_server, None, lambda: stack.api_server)
+    token = None
+    if not options.dry_run:
+        token = api_token(clients, env, stack=stack)
+        if not token:
+            raise no_token_error(stack)
+    prefix = resolve(options.prefix, env.get(S3_PREFIX), lambda: stack.bucket_prefix if stack else None,
+                     DEFAULT_S3_PREFIX)
     return ReplayPlan(
         window=window,
         bucket=str(bucket),
-        prefix=(prefix or DEFAULT_S3_PREFIX).strip("/"),
+        prefix=str(prefix).strip("/"),
         api_server=api_server,
         token=token,
         statuses=frozenset(s.upper() for s in options.statuses),
@@ -147,13 +154,6 @@ def plan_replay(
         append_report=append,
         already_delivered=frozenset(done),
     )
-
-
-def _stack_token(clients: ClientFactory, stack: StackInfo) -> str:
-    secret_arn = stack.outputs.get("ApiSecretArn")
-    if not secret_arn:
-        raise ConfigError(f"no API token: set {TOKEN_ENV} (stack {stack.name!r} has no ApiSecretArn output)")
-    return token_from_secret(clients.client("secretsmanager"), secret_arn)
 
 
 def _check_writable(path: Path) -> None:
