@@ -121,12 +121,41 @@ def patch_moto_review_stacks() -> None:
     models.CloudFormationBackend.create_change_set = create_change_set  # type: ignore[method-assign]
 
 
+def patch_moto_dynamodb_atomic_writes() -> None:
+    """Make moto's DynamoDB item writes atomic, as a conditional write is in AWS.
+
+    moto 5.2 checks a `ConditionExpression` and then writes, with no lock between the two; a
+    threaded moto server can let two conditional writes on one item both succeed, which the
+    batcher's optimistic concurrency relies on never happening. One lock serialises the writes
+    and reads of items (the local server only). Idempotent.
+    """
+    import threading
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    if getattr(DynamoDBBackend.put_item, "_omics_edp_fixed", False):
+        return
+    lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items", "get_item"):
+        original = getattr(DynamoDBBackend, name, None)
+        if original is None:
+            continue
+
+        def locked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return __original(self, *args, **kwargs)
+
+        locked._omics_edp_fixed = True  # type: ignore[attr-defined]
+        setattr(DynamoDBBackend, name, locked)
+
+
 def patch_moto() -> None:
     """The local AWS's known gaps this project's commands meet (DESIGN §6)."""
     patch_moto_change_set_outputs()
     patch_moto_review_stacks()
     patch_moto_eventbridge_notification()
     patch_moto_scheduled_rules()
+    patch_moto_dynamodb_atomic_writes()
 
 
 def _free_port() -> int:
