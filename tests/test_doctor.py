@@ -152,3 +152,42 @@ def test_unknown_stack_is_a_configuration_error(aws):
     result = runner.invoke(app, ["doctor", "--stack", "no-such-stack"])
     assert result.exit_code == 2
     assert result.stderr.strip() == "Error: stack no-such-stack not found in this account/region"
+
+
+def drop_outputs(stack_name: str) -> None:
+    """What a local AWS that computes no outputs (or a stack made by hand) shows: no Outputs."""
+    from moto.cloudformation.models import cloudformation_backends
+
+    for regions in cloudformation_backends.values():
+        for backend in regions.values():
+            for stack in backend.stacks.values():
+                if stack.name == stack_name:
+                    stack.output_map = {}
+
+
+def test_edp_stack_without_outputs_is_checked_as_edp_from_its_resources(edp):
+    drop_outputs(edp.stack)
+    assert "Outputs" not in edp.aws.client("cloudformation").describe_stacks(
+        StackName=edp.stack)["Stacks"][0]
+    code, checks, _ = doctor(edp.stack)
+    assert code == 0, checks
+    assert "ingest queue wired to the ingest function" in checks
+    assert "function configured" not in checks  # not checked as a processor
+
+
+def test_processor_stack_without_outputs_finds_its_function_from_its_resources(processor):
+    drop_outputs(processor.stack)
+    code, checks, _ = doctor(processor.stack)
+    assert code == 0, checks
+    assert checks["function configured"]["detail"].startswith(processor.outputs["FunctionName"])
+
+
+def test_a_stack_not_deployed_by_omics_edp_is_named_as_such(aws):
+    name = unique("other")
+    aws.client("cloudformation").create_stack(StackName=name, TemplateBody=json.dumps(
+        {"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}}))
+    result = runner.invoke(app, ["doctor", "--stack", name])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"Error: stack {name} was not deployed by omics-edp: it has none of the parameters "
+        "ApiServer (processor), BucketName (edp)")

@@ -12,7 +12,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.omics.config import HEALTH_PATH
-from omics_edp_cli.ops.deployment import StackInfo, describe_stack
+from omics_edp_cli.errors import ConfigError
+from omics_edp_cli.ops.deployment import DeployedStack, EdpStack, ProcessorStack, load_stack
 
 HEALTHY_STATUSES = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
 AWS_ERRORS = (BotoCoreError, ClientError)
@@ -43,58 +44,59 @@ class Doctor:
         self.http_get = http_get
 
     def run(self) -> list[Check]:
-        stack = describe_stack(self.clients.client("cloudformation"), self.stack_name)
+        """`ConfigError` for a stack that does not exist or was not deployed by this tool."""
+        stack = load_stack(self.clients, self.stack_name)
         checks = [self._stack_status(stack)]
-        if "IngestQueueUrl" in stack.outputs:
+        if isinstance(stack, EdpStack):
             checks += self._edp(stack)
-        else:
+        elif isinstance(stack, ProcessorStack):
             checks += self._processor(stack)
         return checks
 
     # -- the two stacks ---------------------------------------------------------------------
 
-    def _processor(self, stack: StackInfo) -> list[Check]:
-        function = stack.outputs.get("FunctionName", "")
+    def _processor(self, stack: ProcessorStack) -> list[Check]:
         expected = {
-            "API_SERVER": stack.parameters.get("ApiServer"),
-            "DATA_LAKE_BUCKET": stack.parameters.get("DataLakeBucket"),
-            "S3_PREFIX": stack.parameters.get("BucketPrefix"),
+            "API_SERVER": stack.info.parameters.get("ApiServer"),
+            "DATA_LAKE_BUCKET": stack.info.parameters.get("DataLakeBucket"),
+            "S3_PREFIX": stack.info.parameters.get("BucketPrefix"),
         }
         return [
-            self._guard("function configured", lambda: self._function(function, expected)),
+            self._guard("function configured", lambda: self._function(stack.function_name, expected)),
             self._guard("rule enabled and targeting the function",
-                        lambda: self._rule_targets(stack.outputs.get("FunctionArn", ""), "function")),
+                        lambda: self._rule_targets(stack.function_arn, "function")),
             self._guard("dead-letter queue empty",
-                        lambda: self._queue_empty(stack.outputs.get("DeadLetterQueueUrl", ""))),
-            self._guard("no recent Lambda errors", lambda: self._lambda_errors([function])),
-            self._guard("callback endpoint reachable",
-                        lambda: self._health(stack.parameters.get("ApiServer", ""))),
+                        lambda: self._queue_empty(stack.dead_letter_queue_url)),
+            self._guard("no recent Lambda errors", lambda: self._lambda_errors([stack.function_name])),
+            self._guard("callback endpoint reachable", lambda: self._health(stack.api_server)),
             self._guard("data-lake bucket encrypted",
-                        lambda: self._bucket_encrypted(stack.parameters.get("DataLakeBucket", ""))),
+                        lambda: self._bucket_encrypted(stack.data_lake_bucket)),
         ]
 
-    def _edp(self, stack: StackInfo) -> list[Check]:
-        ingest = stack.outputs.get("IngestFunctionName", "")
-        flush = stack.outputs.get("FlushFunctionName", "")
-        expected = {
-            "STATE_TABLE": stack.outputs.get("StateTableName"),
-            "EVENT_BUS_NAME": stack.outputs.get("EventBusName"),
-        }
-        queue_url = stack.outputs.get("IngestQueueUrl", "")
-        bucket = stack.parameters.get("BucketName", "")
-        return [
-            self._guard("ingest function configured", lambda: self._function(ingest, expected)),
-            self._guard("flush function configured", lambda: self._function(flush, expected)),
-            self._guard("bucket sends events to EventBridge", lambda: self._bucket_eventbridge(bucket)),
+    def _edp(self, stack: EdpStack) -> list[Check]:
+        def expected() -> dict[str, str | None]:
+            return {"STATE_TABLE": stack.state_table_name, "EVENT_BUS_NAME": stack.event_bus_name}
+
+        checks = [
+            self._guard("ingest function configured",
+                        lambda: self._function(stack.ingest_function_name, expected())),
+            self._guard("flush function configured",
+                        lambda: self._function(stack.flush_function_name, expected())),
+        ]
+        return checks + [
+            self._guard("bucket sends events to EventBridge",
+                        lambda: self._buckets_eventbridge(stack.bucket_names)),
             self._guard("S3 rule enabled and targeting the ingest queue",
-                        lambda: self._rule_targets(self._queue_arn(queue_url), "ingest queue")),
+                        lambda: self._rule_targets(self._queue_arn(stack.ingest_queue_url), "ingest queue")),
             self._guard("ingest queue wired to the ingest function",
-                        lambda: self._event_source(ingest, self._queue_arn(queue_url))),
+                        lambda: self._event_source(stack.ingest_function_name,
+                                                   self._queue_arn(stack.ingest_queue_url))),
             self._guard("ingest dead-letter queue empty",
-                        lambda: self._queue_empty(stack.outputs.get("IngestDeadLetterQueueUrl", ""))),
+                        lambda: self._queue_empty(stack.ingest_dead_letter_queue_url)),
             self._guard("flush dead-letter queue empty",
-                        lambda: self._queue_empty(stack.outputs.get("FlushDeadLetterQueueUrl", ""))),
-            self._guard("no recent Lambda errors", lambda: self._lambda_errors([ingest, flush])),
+                        lambda: self._queue_empty(stack.flush_dead_letter_queue_url)),
+            self._guard("no recent Lambda errors",
+                        lambda: self._lambda_errors([stack.ingest_function_name, stack.flush_function_name])),
         ]
 
     # -- individual checks ------------------------------------------------------------------
@@ -104,15 +106,17 @@ class Doctor:
             ok, detail, fix = check()
         except AWS_ERRORS as e:
             return Check(name, False, f"could not check: {e}", "check permissions and --region")
+        except ConfigError as e:  # an output the stack lacks: named, with where it comes from
+            return Check(name, False, str(e), f"deploy {self.stack_name} with omics-edp deploy")
         return Check(name, ok, detail, "" if ok else fix)
 
-    def _stack_status(self, stack: StackInfo) -> Check:
+    def _stack_status(self, stack: DeployedStack) -> Check:
         ok = stack.status in HEALTHY_STATUSES
         fix = "" if ok else (
             f"inspect the failed events (aws cloudformation describe-stack-events --stack-name "
             f"{stack.name}) and run omics-edp deploy again"
         )
-        return Check("stack status", ok, stack.status, fix)
+        return Check("stack status", ok, f"{stack.status} ({stack.kind} stack)", fix)
 
     def _function(self, name: str, expected: dict[str, str | None]) -> tuple[bool, str, str]:
         config = self.clients.client("lambda").get_function_configuration(FunctionName=name)
@@ -192,6 +196,14 @@ class Doctor:
                     "{\"SSEAlgorithm\":\"AES256\"}}]}'")
         algorithm = rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"]
         return True, f"{bucket}: {algorithm}", ""
+
+    def _buckets_eventbridge(self, buckets: list[str]) -> tuple[bool, str, str]:
+        """Every bucket of the stack (`BucketName` may list several); the first one off fails."""
+        for bucket in buckets:
+            result = self._bucket_eventbridge(bucket)
+            if not result[0]:
+                return result
+        return True, f"{', '.join(buckets)}: EventBridge notifications on", ""
 
     def _bucket_eventbridge(self, bucket: str) -> tuple[bool, str, str]:
         config = self.clients.client("s3").get_bucket_notification_configuration(Bucket=bucket)
