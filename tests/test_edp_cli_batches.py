@@ -26,7 +26,6 @@ from omics_edp_cli.edp.engine import Engine
 from omics_edp_cli.edp.s3events import ObjectEvent, iso_time
 from omics_edp_cli.edp.sqlite_store import SqliteStore
 from omics_edp_cli.edp.store import BatchStore
-from omics_edp_cli.ops.batches import DEFAULT_DB
 from omics_edp_cli.ops.deploy.execute import DeployHooks, DeployRequest, deploy_stack
 
 runner = CliRunner()
@@ -80,15 +79,15 @@ def test_list_as_a_table(db: str):
     assert "novaseq-02/run-42/" in result.stdout and f"batch state in SQLite file {db}" in result.stderr
 
 
-def test_the_default_local_file(db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_no_source_names_the_three_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.chdir(tmp_path)
     result = invoke("batches", "list")
-    assert result.exit_code == 2
-    assert result.stderr.startswith(
-        f"Error: no batch state file at {DEFAULT_DB}: pass --stack, --table or --db")
-    (tmp_path / DEFAULT_DB).parent.mkdir()
-    Path(db).rename(tmp_path / DEFAULT_DB)
-    assert len(as_json("list")["open"]) == 2
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.strip() == (
+        "Error: where is the batch state? give --stack NAME (a deployed EDP stack), "
+        "--table NAME (its DynamoDB table) or --db PATH")
+    missing = invoke("batches", "list", "--db", "nothing.sqlite3")
+    assert missing.exit_code == 2 and missing.stderr.strip() == "Error: --db nothing.sqlite3: no such file"
 
 
 def test_show_one_prefix(db: str):
@@ -118,7 +117,13 @@ def test_flush_a_local_batch_prints_the_event(db: str):
     assert "not sent to any bus" in result.stderr
     assert [r["prefix"] for r in as_json("list", "--db", db)["open"]] == ["novaseq-02/run-41/"]
     again = invoke("batches", "flush", f"s3://{BUCKET}/novaseq-02/run-42/", "--db", db)
-    assert again.exit_code == 1 and "has no open batch: nothing to flush" in again.stderr
+    assert again.exit_code == 1
+    assert again.stderr.strip() == (
+        f"Error: s3://{BUCKET}/novaseq-02/run-42/ has no open batch: nothing to flush")
+    as_data = invoke("-o", "json", "batches", "flush", f"s3://{BUCKET}/novaseq-02/run-42/", "--db", db)
+    assert as_data.exit_code == 1 and as_data.stderr.startswith("Error: ")
+    assert json.loads(as_data.stdout) == {"published": False, "event": None, "bucket": BUCKET,
+                                          "prefix": "novaseq-02/run-42/", "reason": "no open batch"}
 
 
 def test_several_targets_exit_2(db: str):
@@ -158,6 +163,12 @@ def test_list_and_show_a_table(deployed):
     data = as_json("list", "--table", "edp-state")
     assert sorted(r["count"] for r in data["open"]) == [2, 3] and len(data["recent"]) == 1
     assert as_json("show", "novaseq-02/run-42/", "--table", "edp-state")["count"] == 3
+
+
+def test_a_missing_table_is_named(deployed):
+    result = invoke("batches", "list", "--table", "missing")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.strip() == "Error: --table missing: no such DynamoDB table in this account/region"
 
 
 def test_flush_through_a_stack_publishes_to_its_bus(deployed):
@@ -214,7 +225,7 @@ def edp_stack(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dic
     function = clients.client("lambda").get_function_configuration(
         FunctionName=result.outputs["IngestFunctionName"])
     for name, value in function["Environment"]["Variables"].items():
-        monkeypatch.setenv(name, value)
+        monkeypatch.setenv(name, str(value))  # moto keeps a template number as a number
     now = time.time()
     clock = {"now": now}
     handlers.reset(clients=clients, clock=lambda: clock["now"])

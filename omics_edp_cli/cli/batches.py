@@ -11,8 +11,8 @@ from omics_edp_cli.cli.context import AppContext, OutputFormat, app_context
 from omics_edp_cli.cli.errors import ExitCode
 from omics_edp_cli.cli.render import print_json, render_record, render_rows
 from omics_edp_cli.cli.simulate import human_seconds
+from omics_edp_cli.errors import OperationError
 from omics_edp_cli.ops.batches import (
-    DEFAULT_DB,
     Target,
     emission_row,
     event_of,
@@ -27,13 +27,13 @@ from omics_edp_cli.ops.batches import (
 batches_app = typer.Typer(
     no_args_is_help=True,
     help="Open batches, recent emissions and forced flushes of the EDP batcher "
-         f"(a deployed stack, a DynamoDB table, or a local SQLite file, default {DEFAULT_DB}).",
+         "(a deployed stack, a DynamoDB table, or a local SQLite file).",
 )
 
 Stack = Annotated[str | None, typer.Option(help="A deployed EDP stack (its state table and event bus).")]
 Table = Annotated[str | None, typer.Option(help="A DynamoDB batch-state table, by name.")]
 Db = Annotated[
-    str | None, typer.Option(metavar="PATH", help=f"A local SQLite batch-state file (default: {DEFAULT_DB}).")
+    str | None, typer.Option(metavar="PATH", help="A local SQLite batch-state file.")
 ]
 Bucket = Annotated[
     str | None, typer.Option(help="Bucket of PREFIX (default: the stack's BucketName, or the one "
@@ -134,8 +134,10 @@ def flush_batch(
     key = resolve_key(target, prefix, bucket)
     emission, sent = force_flush(target, app.clients, key, time.time())
     if emission is None:
-        app.err.print(f"s3://{key[0]}/{key[1]} has no open batch: nothing to flush")
-        raise typer.Exit(ExitCode.FAILED)
+        if app.output is OutputFormat.json:
+            print_json(app, {"published": False, "event": None, "bucket": key[0], "prefix": key[1],
+                             "reason": "no open batch"})
+        raise OperationError(f"s3://{key[0]}/{key[1]} has no open batch: nothing to flush")
     event = event_of(target, emission)
     if app.output is OutputFormat.json:
         print_json(app, {"published": sent, "event": event})

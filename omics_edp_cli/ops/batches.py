@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.edp.batcher import Batcher
 from omics_edp_cli.edp.config import DEFAULT_SOURCE, BatchRules, rules_from_parameters
@@ -16,10 +18,9 @@ from omics_edp_cli.edp.s3events import iso_time
 from omics_edp_cli.edp.sqlite_store import SqliteStore
 from omics_edp_cli.edp.store import BatchStore, Key
 from omics_edp_cli.errors import ConfigError, OperationError
-from omics_edp_cli.ops.deployment import describe_stack
+from omics_edp_cli.ops.deployment import EdpStack, load_typed
 
-# The embedded default for local runs (the demo writes here too), relative to the current dir.
-DEFAULT_DB = Path(".omics-edp") / "batches.sqlite3"
+SOURCES_HINT = "--stack NAME (a deployed EDP stack), --table NAME (its DynamoDB table) or --db PATH"
 
 
 @dataclass
@@ -43,28 +44,41 @@ def open_target(
     db: str | Path | None = None,
     event_bus: str | None = None,
 ) -> Target:
-    """Exactly one of `stack`, `table`, `db`; none of them means the local SQLite default."""
+    """Exactly one of `stack`, `table`, `db` (`ConfigError` for none, several, or one that is
+    not there)."""
     given = [name for name, value in (("--stack", stack), ("--table", table), ("--db", db)) if value]
     if len(given) > 1:
         raise ConfigError(f"give one of {', '.join(given)}")
+    if not given:
+        raise ConfigError(f"where is the batch state? give {SOURCES_HINT}")
     if stack:
-        info = describe_stack(clients.client("cloudformation"), stack)
-        name = info.output("StateTableName")
+        edp = load_typed(clients, stack, EdpStack)
+        name = edp.state_table_name
+        buckets = edp.bucket_names
         return Target(
             DynamoDBStore(clients.client("dynamodb"), name), f"table {name} (stack {stack})",
-            rules_from_parameters(info.parameters, f"stack {stack}"),
-            bucket=info.parameters.get("BucketName") or None,
-            event_bus=event_bus or info.outputs.get("EventBusName") or None,
+            rules_from_parameters(edp.parameters, f"stack {stack}"),
+            bucket=buckets[0] if len(buckets) == 1 else None,
+            event_bus=event_bus or edp.event_bus_name,
         )
     if table:
+        _table_exists(clients, table)
         return Target(DynamoDBStore(clients.client("dynamodb"), table), f"table {table}", BatchRules(),
                       event_bus=event_bus)
-    path = Path(db) if db else DEFAULT_DB
+    path = Path(str(db))
     if not path.is_file():
-        hint = "" if db else ": pass --stack, --table or --db"
-        raise ConfigError(f"no batch state file at {path}{hint}")
+        raise ConfigError(f"--db {path}: no such file")
     return Target(SqliteStore(path, create=False), f"SQLite file {path}", BatchRules(),
                   event_bus=event_bus, local=True)
+
+
+def _table_exists(clients: ClientFactory, table: str) -> None:
+    try:
+        clients.client("dynamodb").describe_table(TableName=table)
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            raise ConfigError(f"--table {table}: no such DynamoDB table in this account/region") from None
+        raise OperationError(f"reading table {table} failed: {e}") from None
 
 
 def parse_prefix(text: str, bucket: str | None) -> tuple[str | None, str]:

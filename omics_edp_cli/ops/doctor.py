@@ -11,8 +11,8 @@ import requests
 from botocore.exceptions import BotoCoreError, ClientError
 
 from omics_edp_cli.aws import ClientFactory
-from omics_edp_cli.omics.config import HEALTH_PATH
 from omics_edp_cli.errors import ConfigError
+from omics_edp_cli.omics.config import HEALTH_PATH
 from omics_edp_cli.ops.deployment import DeployedStack, EdpStack, ProcessorStack, load_stack
 
 HEALTHY_STATUSES = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
@@ -77,13 +77,11 @@ class Doctor:
         def expected() -> dict[str, str | None]:
             return {"STATE_TABLE": stack.state_table_name, "EVENT_BUS_NAME": stack.event_bus_name}
 
-        checks = [
+        return [
             self._guard("ingest function configured",
                         lambda: self._function(stack.ingest_function_name, expected())),
             self._guard("flush function configured",
                         lambda: self._function(stack.flush_function_name, expected())),
-        ]
-        return checks + [
             self._guard("bucket sends events to EventBridge",
                         lambda: self._buckets_eventbridge(stack.bucket_names)),
             self._guard("S3 rule enabled and targeting the ingest queue",
