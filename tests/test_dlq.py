@@ -84,8 +84,10 @@ def _function(clients: ClientFactory, name: str) -> str:
         Code={"ZipFile": code.getvalue()})["FunctionArn"])
 
 
-def _stack(clients: ClientFactory, name: str, outputs: dict[str, str]) -> None:
+def _stack(clients: ClientFactory, name: str, outputs: dict[str, str], marker: str | None = None) -> None:
+    """A stack with these outputs; `marker` is the parameter that tells its kind (ApiServer, BucketName)."""
     template = {
+        "Parameters": {marker: {"Type": "String", "Default": "x"}} if marker else {},
         "Resources": {"Placeholder": {"Type": "AWS::SNS::Topic"}},
         "Outputs": {key: {"Value": value} for key, value in outputs.items()},
     }
@@ -110,10 +112,10 @@ def deployment(monkeypatch: pytest.MonkeyPatch, moto_server: str) -> Deployment:
                             ingest_queue, ingest_dlq, flush_dlq, flush_function, function_arn,
                             rule=f"proc-{tag}-RunStatusRule-1A2B3C4D")
     _stack(clients, deployment.processor_stack,
-           {"DeadLetterQueueUrl": processor_dlq, "FunctionName": function})
+           {"DeadLetterQueueUrl": processor_dlq, "FunctionName": function}, "ApiServer")
     _stack(clients, deployment.edp_stack,
            {"IngestQueueUrl": ingest_queue, "IngestDeadLetterQueueUrl": ingest_dlq,
-            "FlushDeadLetterQueueUrl": flush_dlq, "FlushFunctionName": flush_function})
+            "FlushDeadLetterQueueUrl": flush_dlq, "FlushFunctionName": flush_function}, "BucketName")
 
     # Processor DLQ: two async-invocation failures (same cause, different ids), one destination record.
     for status in ("RUNNING", "COMPLETED"):
@@ -402,9 +404,17 @@ def test_usage_errors_exit_2(args, message):
     assert result.stderr.strip() == message
 
 
-def test_a_stack_without_dead_letter_queues_is_a_usage_error(deployment):
+def test_a_stack_not_deployed_by_omics_edp_is_a_usage_error(deployment):
     name = f"plain-{uuid.uuid4().hex[:6]}"
     _stack(deployment.clients, name, {"Something": "else"})
     result = deployment.cli("list", "--stack", name)
     assert result.exit_code == 2
-    assert "has no dead-letter queue outputs" in result.stderr
+    assert f"Error: stack {name} was not deployed by omics-edp" in result.stderr
+
+
+def test_a_queue_of_the_other_stack_kind_is_a_usage_error(deployment):
+    result = deployment.cli("list", "--stack", deployment.processor_stack, "--queue", "ingest")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"Error: stack {deployment.processor_stack} is an omics-edp processor stack: its dead-letter "
+        "queues are processor, not ingest")

@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.errors import ConfigError, OperationError
-from omics_edp_cli.ops.deployment import describe_stack
+from omics_edp_cli.ops.deployment import load_stack
 from omics_edp_cli.ops.dlq.messages import (
     EVENTBRIDGE_TARGET,
     DeadLetter,
@@ -31,14 +31,8 @@ from omics_edp_cli.ops.dlq.messages import (
 )
 from omics_edp_cli.ops.ratelimit import RateLimiter
 
-# (queue URL output, label, output naming the function whose async failures land there,
-#  output naming the queue whose redrive policy points there) — docs/CONTRACTS.md
-STACK_QUEUES = (
-    ("DeadLetterQueueUrl", "processor", "FunctionName", None),
-    ("IngestDeadLetterQueueUrl", "ingest", None, "IngestQueueUrl"),
-    ("FlushDeadLetterQueueUrl", "flush", "FlushFunctionName", None),
-)
-QUEUE_LABELS = tuple(label for _, label, _, _ in STACK_QUEUES)
+# The labels of every stack kind's DLQs (`DeployedStack.dead_letter_queues`, docs/CONTRACTS.md).
+QUEUE_LABELS = ("processor", "ingest", "flush")
 SCAN_VISIBILITY = 60  # seconds a scanned message stays hidden if we crash before releasing it
 WORK_VISIBILITY = 900  # redrive / purge: long enough to finish before anyone else sees them
 _EMPTY_RECEIVES = 3  # short polls may come back empty while messages remain (SQS samples servers)
@@ -76,22 +70,23 @@ def resolve_queues(
     if queue_url:
         return [DeadLetterQueue(queue_url, queue_url.rstrip("/").rsplit("/", 1)[-1], function,
                                 source_queue_url, bool(function), bool(source_queue_url))]
-    info = describe_stack(clients.client("cloudformation"), str(stack))
+    deployed = load_stack(clients, str(stack))
     queues = [
         DeadLetterQueue(
-            url=info.outputs[url_output],
+            url=url,
             label=label,
-            function=function or (info.outputs.get(fn_output) if fn_output else None),
-            source_queue_url=source_queue_url or (info.outputs.get(src_output) if src_output else None),
+            function=function or stack_function,
+            source_queue_url=source_queue_url or stack_source,
             function_is_override=bool(function),
             source_is_override=bool(source_queue_url),
         )
-        for url_output, label, fn_output, src_output in STACK_QUEUES
-        if info.outputs.get(url_output) and (which is None or which == label)
+        for label, url, stack_function, stack_source in deployed.dead_letter_queues()
+        if which is None or which == label
     ]
     if not queues:
-        wanted = f"a {which!r} dead-letter queue" if which else "dead-letter queue outputs"
-        raise ConfigError(f"stack {stack!r} has no {wanted}: is it an omics-edp processor or EDP stack?")
+        labels = ", ".join(label for label, *_ in deployed.dead_letter_queues())
+        raise ConfigError(f"stack {stack} is an omics-edp {deployed.kind} stack: its dead-letter "
+                          f"queues are {labels}, not {which}")
     return queues
 
 
