@@ -84,7 +84,8 @@ class ClientFactory:
             if endpoint:
                 kwargs["endpoint_url"] = endpoint
             try:
-                self._clients[service] = self.session().client(service, **kwargs)
+                session: Any = self.session()  # any service name: the stubs overload per literal
+                self._clients[service] = session.client(service, **kwargs)
             except NoRegionError as e:
                 raise ConfigError(
                     "No AWS region configured: pass --region or set AWS_REGION"

@@ -29,7 +29,7 @@ from omics_edp_cli.omics.delivery import CallbackClient
 from omics_edp_cli.omics.processor import Processor
 from omics_edp_cli.ops import batches as batch_state
 from omics_edp_cli.ops.deploy.execute import DeployRequest, deploy_stack
-from omics_edp_cli.ops.deployment import describe_stack
+from omics_edp_cli.ops.deployment import EdpStack, ProcessorStack, load_typed
 from omics_edp_cli.ops.dlq import queues as dlq
 from omics_edp_cli.ops.inputs import load_sample
 from omics_edp_cli.ops.replay.execute import replay
@@ -168,7 +168,7 @@ def _pause_queue_trigger(box: LocalSandbox, n: Names) -> None:
     The local AWS cannot run Lambda code (it needs Docker), and left on, the trigger would
     take the messages off the queue and fail them.
     """
-    ingest = describe_stack(box.clients.client("cloudformation"), n.edp_stack).output("IngestFunctionName")
+    ingest = load_typed(box.clients, n.edp_stack, EdpStack).ingest_function_name
     lam = box.clients.client("lambda")
     for mapping in lam.list_event_source_mappings(FunctionName=ingest)["EventSourceMappings"]:
         lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
@@ -207,10 +207,9 @@ def _consumed(box: LocalSandbox, n: Names) -> list[dict[str, Any]]:
 
 
 def _processor(box: LocalSandbox, n: Names) -> Processor:
-    info = describe_stack(box.clients.client("cloudformation"), n.processor_stack)
-    archive = ArchiveStore(box.clients.client("s3"), info.parameter("DataLakeBucket"),
-                           info.parameters.get("BucketPrefix") or "omics-run-events")
-    callback = CallbackClient(info.parameter("ApiServer"), TOKEN, DEMO_DELIVERY)
+    processor = load_typed(box.clients, n.processor_stack, ProcessorStack)
+    archive = ArchiveStore(box.clients.client("s3"), processor.data_lake_bucket, processor.bucket_prefix)
+    callback = CallbackClient(processor.api_server, TOKEN, DEMO_DELIVERY)
     return Processor(archive, box.clients.client("omics"), callback)
 
 
@@ -238,7 +237,7 @@ def _run_processor(box: LocalSandbox, n: Names, report: Report, result: DemoResu
         for i, name in enumerate(("copy_file", "checksum", "publish"))])
     _write_run_outputs(box, run["detail"]["runOutputUri"])
     processor = _processor(box, n)
-    info = describe_stack(box.clients.client("cloudformation"), n.processor_stack)
+    dead_letter_queue = load_typed(box.clients, n.processor_stack, ProcessorStack).dead_letter_queue_url
     sqs = box.clients.client("sqs")
     rows = []
     for status in RUN_EVENTS:
@@ -252,7 +251,7 @@ def _run_processor(box: LocalSandbox, n: Names, report: Report, result: DemoResu
             # What Lambda does after its retries: the event goes to the dead-letter queue.
             result.deliveries_failed += 1
             sqs.send_message(
-                QueueUrl=info.output("DeadLetterQueueUrl"), MessageBody=json.dumps(event),
+                QueueUrl=dead_letter_queue, MessageBody=json.dumps(event),
                 MessageAttributes={
                     "RequestID": {"DataType": "String", "StringValue": str(uuid.uuid4())},
                     "ErrorCode": {"DataType": "Number", "StringValue": "200"},
@@ -279,10 +278,10 @@ def _replay(box: LocalSandbox, n: Names, report: Report, result: DemoResult) -> 
 
 def _edp_batcher(box: LocalSandbox, n: Names) -> tuple[Batcher, EdpSettings]:
     """The batcher the deployed functions run: the stack's table, bus and thresholds."""
-    info = describe_stack(box.clients.client("cloudformation"), n.edp_stack)
+    edp = load_typed(box.clients, n.edp_stack, EdpStack)
     settings = EdpSettings(
-        table=info.output("StateTableName"), event_bus=info.output("EventBusName"),
-        rules=rules_from_parameters(info.parameters, f"stack {n.edp_stack}"),
+        table=edp.state_table_name, event_bus=edp.event_bus_name,
+        rules=rules_from_parameters(edp.parameters, f"stack {n.edp_stack}"),
         bucket=n.instrument_bucket)
     return build_batcher(settings, box.clients), settings
 
@@ -290,7 +289,7 @@ def _edp_batcher(box: LocalSandbox, n: Names) -> tuple[Batcher, EdpSettings]:
 def _edp_burst(box: LocalSandbox, n: Names, report: Report, result: DemoResult) -> None:
     s3 = box.clients.client("s3")
     sqs = box.clients.client("sqs")
-    queue = describe_stack(box.clients.client("cloudformation"), n.edp_stack).output("IngestQueueUrl")
+    queue = load_typed(box.clients, n.edp_stack, EdpStack).ingest_queue_url
     sent = 0
     for prefix, files in BURST.items():
         for i in range(files):

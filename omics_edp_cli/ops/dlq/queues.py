@@ -121,10 +121,11 @@ def receive(
     empties = 0
     while limit is None or len(letters) < limit:
         batch = min(10, limit - len(letters)) if limit is not None else 10
-        messages = _sqs_call("receiving from", queue.name, lambda b=batch: sqs.receive_message(
-            QueueUrl=queue.url, MaxNumberOfMessages=b, VisibilityTimeout=visibility,
-            WaitTimeSeconds=0, AttributeNames=["All"], MessageAttributeNames=["All"],
-        ).get("Messages", []))
+        messages: list[dict[str, Any]] = _sqs_call(
+            "receiving from", queue.name, lambda: sqs.receive_message(
+                QueueUrl=queue.url, MaxNumberOfMessages=batch, VisibilityTimeout=visibility,
+                WaitTimeSeconds=0, AttributeNames=["All"], MessageAttributeNames=["All"],
+            ).get("Messages", []))
         fresh = [m for m in messages if m["MessageId"] not in seen]
         letters.extend(parse_message(m, queue.url, queue.function, queue.source_queue_url) for m in fresh)
         seen.update(m["MessageId"] for m in messages)

@@ -103,7 +103,7 @@ def deterministic_key(key: str) -> bool:
     with the event's own time (to the second). The seed Lambda's keys (uuid4) carry the time it
     ran, which can be any time after the event."""
     match = KEY_RE.search(key)
-    return bool(match) and uuid.UUID(match.group(2)).version == 5
+    return match is not None and uuid.UUID(match.group(2)).version == 5
 
 
 class ArchiveReader:

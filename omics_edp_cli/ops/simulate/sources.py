@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 import yaml
 
@@ -206,15 +206,16 @@ class EventLogSource(Source):
             if os.path.isdir(path):
                 raise ConfigError(f"{path}: is a directory, expected a JSON lines file")
 
-    @property  # type: ignore[override]
-    def position(self) -> int:
+    @property  # read from the file, not counted as the base's attribute is
+    def position(self) -> int:  # type: ignore[override]
         """Bytes read so far (of a file: stdin has no position)."""
         handle = self._handle
         if handle is None or handle is sys.stdin:
             return 0
         if handle.closed:
             return self.total or 0
-        return handle.buffer.tell()
+        buffer: BinaryIO = handle.buffer  # type: ignore[attr-defined]  # a TextIOWrapper's
+        return buffer.tell()
 
     def __iter__(self) -> Iterator[ObjectEvent]:
         # Text mode: json.loads on str skips the encoding sniffing it does on bytes.
