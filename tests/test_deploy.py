@@ -71,6 +71,25 @@ def test_first_processor_deploy_creates_the_stack_with_the_content_hash_key(aws,
     assert "already at" in again.stderr  # the package was not uploaded twice
 
 
+def test_termination_protection_a_local_aws_lacks_is_one_line_after_the_json(aws, monkeypatch):
+    """moto has no UpdateTerminationProtection: the stack is deployed, the report still printed,
+    and the part that failed is one `Error:` line with exit 1 (no traceback)."""
+    bucket, stack = unique("lake"), unique("proc")
+    aws.client("s3").create_bucket(Bucket=bucket)
+    monkeypatch.setenv("OMICS_EDP_API_TOKEN", API_TOKEN)
+    result = runner.invoke(app, ["-o", "json", "deploy", "processor", "--parameters", str(PROCESSOR_PARAMS),
+                                 "--parameter", f"DataLakeBucket={bucket}", "--stack-name", stack,
+                                 "--yes", "--termination-protection"])
+    assert result.exit_code == 1, (result.stdout, result.stderr, result.exception)
+    report = json.loads(result.stdout)
+    assert (report["status"], report["termination_protection"]) == ("CREATE_COMPLETE", "failed")
+    assert "FunctionName" in report["outputs"]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert errors == [errors[0]] and errors[0].startswith(
+        f"Error: turning termination protection on for {stack} failed: ")
+    assert "Traceback" not in result.output
+
+
 def test_a_code_change_updates_the_key_and_the_function(aws, tmp_path: Path):
     bucket, stack = unique("lake"), unique("proc")
     aws.client("s3").create_bucket(Bucket=bucket)
@@ -162,17 +181,21 @@ def _params_file(tmp_path: Path, content: str) -> Path:
     ("content", "extra", "message"),
     [
         ("[{\"ParameterKey\": ", [], "not valid JSON (line 1"),
-        (PROCESSOR_PARAMS.read_text(), ["--parameter", "Colour=blue"], "unknown parameter 'Colour'"),
+        (PROCESSOR_PARAMS.read_text(), ["--parameter", "Colour=blue"],
+         "Error: --parameter: unknown parameter Colour for the processor template"),
         (json.dumps([{"ParameterKey": "ApiServer", "ParameterValue": "https://x.example.com"}]), [],
-         "missing required parameter 'DeadLetterEmail'"),
+         "parameters.json: missing required parameter DeadLetterEmail"),
         (PROCESSOR_PARAMS.read_text(), ["--parameter", "VerboseLogging=maybe"],
-         "VerboseLogging='maybe' is not one of: true, false"),
+         'Error: --parameter: VerboseLogging="maybe" is not one of: true, false'),
         (PROCESSOR_PARAMS.read_text(), ["--parameter", "LogRetentionDays=3"],
-         "LogRetentionDays='3' is not one of"),
+         'Error: --parameter: LogRetentionDays="3" is not one of'),
+        (json.dumps({"ApiServer": "https://x", "DeadLetterEmail": "a@b.c", "DataLakeBucket": "lake-bucket",
+                     "VerboseLogging": "maybe"}), [],
+         'parameters.json: VerboseLogging="maybe" is not one of: true, false'),
         (PROCESSOR_PARAMS.read_text(), ["--parameter", "NoEquals"], "expected Key=Value"),
     ],
     ids=["malformed-json", "unknown-key", "missing-required", "allowed-values", "allowed-number",
-         "bad-override"],
+         "file-value", "bad-override"],
 )
 def test_bad_parameters_exit_2_before_any_aws_request(no_aws, tmp_path, content, extra, message):
     path = _params_file(tmp_path, content)
@@ -202,7 +225,7 @@ def test_parameter_file_errors_name_the_file_and_the_key(no_aws, tmp_path):
     result = runner.invoke(app, ["deploy", "edp", "--parameters", str(path), "--code-bucket", "c",
                                  "--yes"])
     assert result.exit_code == 2
-    assert result.stderr.startswith(f"Error: {path}: BucketPrefixDepth='zero' is not a number")
+    assert result.stderr.startswith(f'Error: {path}: BucketPrefixDepth="zero" is not a number')
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-Infinity"])
@@ -212,7 +235,7 @@ def test_non_finite_numbers_are_refused(no_aws, tmp_path, value):
     result = runner.invoke(app, ["deploy", "edp", "--parameters", str(path), "--code-bucket", "c",
                                  "--yes"])
     assert result.exit_code == 2, result.output
-    assert f"BucketThresholdDuration={value!r} is not a finite number" in result.stderr
+    assert f"BucketThresholdDuration=\"{value}\" is not a finite number" in result.stderr
     assert no_aws.requests == []
 
 
@@ -221,7 +244,7 @@ def test_a_parameters_file_that_is_not_text_exits_2(no_aws, tmp_path):
     path.write_bytes(b"PK\x03\x04\xff\xfe\x00binary")
     result = runner.invoke(app, ["deploy", "processor", "--parameters", str(path), "--yes"])
     assert result.exit_code == 2, result.output
-    assert result.stderr.strip() == f"Error: {path}: not UTF-8 text (is it the parameters file?)"
+    assert result.stderr.strip() == f"Error: {path}: not UTF-8 text (is it the right file?)"
     assert no_aws.requests == []
 
 

@@ -220,7 +220,7 @@ def test_events_file_not_found_exits_2():
         (["--count", "0"], "--count: 0 is not allowed, use 1 to 10000"),
         (["--count", "-3"], "--count: -3 is not allowed"),
         (["--count", "many"], "--count: 'many' is not a whole number"),
-        (["--count", "20,"], "--count: '20,' has an empty value"),
+        (["--count", "20,"], '--count: "20," has an empty value'),
         (["--quiet", "0"], "--quiet: 0 seconds is not allowed, use more than 0"),
         (["--quiet", "-60"], "--quiet: -60 seconds is not allowed"),
         (["--quiet", "soon"], "--quiet: 'soon' is not a number of seconds"),

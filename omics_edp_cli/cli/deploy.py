@@ -13,7 +13,15 @@ from omics_edp_cli.cli.context import AppContext, OutputFormat, app_context
 from omics_edp_cli.cli.errors import CliError, ExitCode
 from omics_edp_cli.cli.package import Kind
 from omics_edp_cli.cli.render import print_json, render_record, render_rows
-from omics_edp_cli.ops.deploy.execute import DEFAULT_STACK_NAMES, DeployHooks, DeployRequest, deploy_stack
+from omics_edp_cli.errors import OperationError
+from omics_edp_cli.ops.deploy.execute import (
+    DEFAULT_STACK_NAMES,
+    TERMINAL_OK,
+    DeployHooks,
+    DeployRequest,
+    DeployResult,
+    deploy_stack,
+)
 from omics_edp_cli.ops.deploy.parameters import parse_overrides, read_parameters_file
 
 
@@ -79,9 +87,12 @@ def deploy(
         print_json(app, {"stack": result.stack_name, "status": result.status,
                          "up_to_date": result.up_to_date, "code_key": result.code_key,
                          "changes": result.changes, "outputs": result.outputs,
-                         "failures": result.failures})
-    elif result.outputs and result.ok:
+                         "failures": result.failures,
+                         "termination_protection": _protection(result)})
+    elif result.outputs and result.status in TERMINAL_OK:
         render_record(app, result.outputs, title="Outputs")
+    if result.protection_error:
+        raise OperationError(result.protection_error)
     if not result.ok:
         app.err.print(f"[bold red]✗ {result.stack_name}: {result.status}[/] — why it failed:")
         for failure in result.failures or [{"resource": result.stack_name, "type": "",
@@ -89,6 +100,12 @@ def deploy(
             app.err.print(f"  {escape(failure['resource'])} ({escape(failure['type'])}): "
                           f"{escape(failure['reason'])}")
         raise typer.Exit(ExitCode.FAILED)
+
+
+def _protection(result: DeployResult) -> str | None:
+    if result.protection_error:
+        return "failed"
+    return "on" if result.executed and result.status in TERMINAL_OK and result.protection_requested else None
 
 
 def _hooks(app: AppContext) -> DeployHooks:

@@ -23,6 +23,7 @@ from botocore.exceptions import (
     NoRegionError,
     ProfileNotFound,
 )
+from botocore.parsers import ResponseParserError
 from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
@@ -64,6 +65,9 @@ def translate(exc: BaseException) -> CliError | None:
         return CliError(f"AWS {op} failed: {err.get('Code')}: {err.get('Message')}", ExitCode.FAILED)
     if isinstance(exc, BotoCoreError):
         return CliError(f"AWS call failed: {exc}", ExitCode.FAILED)
+    if isinstance(exc, ResponseParserError):  # e.g. a local AWS's HTML 500 page for an API it lacks
+        return CliError("AWS call failed: the endpoint's answer is not an AWS response "
+                        "(does this endpoint support the API?)", ExitCode.FAILED)
     return None
 
 

@@ -22,8 +22,10 @@ def load_json_file(path: str | Path) -> Any:
         raise ConfigError(f"{name}: file not found") from None
     except IsADirectoryError:
         raise ConfigError(f"{name}: is a directory, expected a JSON file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{name}: cannot read: {e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{name}: not UTF-8 text (is it the right file?)") from None
+    except OSError as e:
+        raise ConfigError(f"{name}: cannot read: {e.strerror or e}") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:

@@ -20,8 +20,9 @@ from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.errors import ConfigError, OperationError
 from omics_edp_cli.omics.secrets import Redactor
 from omics_edp_cli.ops.deploy import packaging
+from omics_edp_cli.ops.deploy.cloudformation import CloudFormation
 from omics_edp_cli.ops.deploy.parameters import TOKEN_PARAMETER, Template, load_template, validate
-from omics_edp_cli.ops.deployment import TOKEN_ENV, describe_stack
+from omics_edp_cli.ops.deployment import TOKEN_ENV
 
 DEFAULT_STACK_NAMES = {"processor": "omics-run-event-processor", "edp": "omics-edp"}
 TERMINAL_OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
@@ -31,7 +32,6 @@ TERMINAL_FAILED = {
     "IMPORT_ROLLBACK_FAILED", "UPDATE_FAILED",
 }
 CANCELLED = ("Resource creation cancelled", "Resource update cancelled", "Resource deletion cancelled")
-NO_CHANGES = ("No updates are to be performed", "didn't contain changes", "does not contain changes")
 FOLLOW_LIMIT_SECONDS = 3 * 3600.0  # beyond CloudFormation's own resource timeouts
 
 
@@ -68,9 +68,14 @@ class DeployResult:
     outputs: dict[str, str] = field(default_factory=dict)
     failures: list[dict[str, str]] = field(default_factory=list)
     change_set: str | None = None
+    # Deployed, but `--termination-protection` could not be turned on: why (the deploy fails).
+    protection_error: str | None = None
+    protection_requested: bool = False
 
     @property
     def ok(self) -> bool:
+        if self.protection_error:
+            return False
         return self.up_to_date or not self.executed or self.status in TERMINAL_OK
 
 
@@ -92,12 +97,15 @@ def prepare(request: DeployRequest, env: Mapping[str, str] | None = None) -> tup
     env = os.environ if env is None else env
     template = load_template(request.kind)
     values = dict(request.parameters)
+    origins: dict[str, str] = {}
     if TOKEN_PARAMETER in template.parameters and env.get(TOKEN_ENV):
         values[TOKEN_PARAMETER] = env[TOKEN_ENV]  # beats the file; keeps the key off the command line
+        origins[TOKEN_PARAMETER] = TOKEN_ENV
     values.update(request.overrides)
+    origins.update(dict.fromkeys(request.overrides, "--parameter"))
     # The token may also be kept from the deployed stack (checked once it is described).
     optional = tuple(sorted(template.no_echo()))
-    validate(template, values, request.source, optional=optional)
+    validate(template, values, request.source, optional=optional, origins=origins)
     if request.kind == "edp" and not request.code_bucket:
         raise ConfigError("--code-bucket is required for edp (uploading into BucketName would "
                           "feed the batcher its own code)")
@@ -124,8 +132,9 @@ def deploy_stack(clients: ClientFactory, request: DeployRequest, hooks: DeployHo
 
     package = packaging.build(request.kind, request.source_root)
     key = package.s3_key(prefix)
-    cfn = clients.client("cloudformation")
-    existing = _describe(cfn, request.name)
+    cfn = CloudFormation(clients.client("cloudformation"), request.name, redact=redact,
+                         poll_seconds=hooks.poll_seconds)
+    existing = cfn.describe()
     if existing is not None and existing["StackStatus"] == "REVIEW_IN_PROGRESS":
         # Only a change set was ever created (--no-execute, or "no"): nothing to update yet.
         existing = None
@@ -137,13 +146,15 @@ def deploy_stack(clients: ClientFactory, request: DeployRequest, hooks: DeployHo
     for name in sorted(template.no_echo()):
         if name not in values:
             if existing is None or failed_create:
-                raise ConfigError(f"{request.source}: missing required parameter {name!r} "
+                raise ConfigError(f"{request.source}: missing required parameter {name} "
                                   f"(set {TOKEN_ENV} or pass --parameter {name}=VALUE)")
             values[name] = ""  # marker: UsePreviousValue below
     if failed_create:
-        existing = _recreate_after_failed_create(cfn, request, hooks, redact)
+        _recreate_after_failed_create(cfn, request, hooks)
+        existing = None
 
-    result = DeployResult(request.name, existing["StackStatus"] if existing else "NEW", key)
+    result = DeployResult(request.name, existing["StackStatus"] if existing else "NEW", key,
+                          protection_requested=request.termination_protection)
     result.uploaded = _upload(clients.client("s3"), bucket, key, package.data)
     hooks.info(f"package {package.sha256[:12]} ({len(package.data):,} bytes) "
                f"{'uploaded to' if result.uploaded else 'already at'} s3://{bucket}/{key}")
@@ -154,80 +165,58 @@ def deploy_stack(clients: ClientFactory, request: DeployRequest, hooks: DeployHo
         else {"ParameterKey": k, "ParameterValue": v}
         for k, v in sorted(values.items())
     ]
-    try:
-        cfn.create_change_set(
-            StackName=request.name, ChangeSetName=change_set, TemplateBody=template.body,
-            Parameters=cfn_parameters, Capabilities=["CAPABILITY_IAM"],
-            ChangeSetType="UPDATE" if existing else "CREATE",
-            Description=f"omics-edp deploy {request.kind}",
-        )
-    except ClientError as e:
-        if any(marker in str(e) for marker in NO_CHANGES):
-            result.up_to_date = True
-            result.outputs = _outputs(cfn, request.name)
-            return result
-        raise OperationError(f"creating the change set failed: {redact(str(e))}") from None
-    described = _wait_for_change_set(cfn, request.name, change_set, hooks)
+    created = cfn.create_change_set(
+        change_set, TemplateBody=template.body, Parameters=cfn_parameters,
+        Capabilities=["CAPABILITY_IAM"], ChangeSetType="UPDATE" if existing else "CREATE",
+        Description=f"omics-edp deploy {request.kind}",
+    )
+    if not created:
+        result.up_to_date = True
+        result.outputs = cfn.outputs()
+        return result
+    described = cfn.wait_for_change_set(change_set)
     if described["Status"] == "FAILED":
-        reason = described.get("StatusReason", "")
-        cfn.delete_change_set(StackName=request.name, ChangeSetName=change_set)
-        if any(marker in reason for marker in NO_CHANGES):
+        cfn.delete_change_set(change_set)
+        if cfn.no_changes(described):
             result.up_to_date = True
-            result.outputs = _outputs(cfn, request.name)
+            result.outputs = cfn.outputs()
             return result
-        raise OperationError(f"the change set failed: {redact(reason)}")
+        raise OperationError(f"the change set failed: {redact(described.get('StatusReason', ''))}")
     result.changes = [_change_row(c) for c in described.get("Changes", [])]
     result.change_set = change_set
     hooks.plan(result.changes)
     if request.no_execute:
         return result
     if not request.assume_yes and not hooks.confirm(f"Execute these changes on {request.name}?"):
-        cfn.delete_change_set(StackName=request.name, ChangeSetName=change_set)
+        cfn.delete_change_set(change_set)
         raise OperationError("deploy cancelled; the change set was deleted")
     # CloudFormation's own clock: this change set's events come after it was created, a
     # previous deploy's before, whatever the local clock says.
     started = described.get("CreationTime") or datetime.now(UTC)
-    cfn.execute_change_set(StackName=request.name, ChangeSetName=change_set)
+    cfn.execute_change_set(change_set)
     result.executed = True
-    result.status, events = _follow(cfn, request.name, started, hooks, redact)
+    result.status, events = _follow(cfn, started, hooks, redact)
     if result.status in TERMINAL_OK:
-        result.outputs = _outputs(cfn, request.name)
+        result.outputs = cfn.outputs()
         if request.termination_protection:
-            cfn.update_termination_protection(StackName=request.name, EnableTerminationProtection=True)
-            hooks.info("termination protection on")
+            try:
+                cfn.protect()
+                hooks.info("termination protection on")
+            except OperationError as e:
+                result.protection_error = str(e)
     else:
         # Reasons can quote parameter values: mask NoEcho ones here too, as in the events.
         result.failures = [{**f, "reason": redact(f["reason"])} for f in first_failures(events)]
     return result
 
 
-def _describe(cfn: Any, name: str) -> dict[str, Any] | None:
-    try:
-        return dict(cfn.describe_stacks(StackName=name)["Stacks"][0])
-    except ClientError as e:
-        if "does not exist" in str(e):
-            return None
-        raise
-
-
-def _recreate_after_failed_create(cfn: Any, request: DeployRequest, hooks: DeployHooks,
-                                  redact: Callable[[str], str]) -> None:
+def _recreate_after_failed_create(cfn: CloudFormation, request: DeployRequest, hooks: DeployHooks) -> None:
     explanation = (f"stack {request.name} is in ROLLBACK_COMPLETE: its first create failed and "
                    "CloudFormation cannot update it")
     if not request.assume_yes:
         raise OperationError(f"{explanation}; run again with --yes to delete and re-create it")
     hooks.info(f"{explanation}; deleting it to create it again")
-    cfn.delete_stack(StackName=request.name)
-    deadline = time.monotonic() + 1800
-    while time.monotonic() < deadline:
-        current = _describe(cfn, request.name)
-        if current is None or current["StackStatus"] == "DELETE_COMPLETE":
-            return None
-        if current["StackStatus"] == "DELETE_FAILED":
-            raise OperationError(f"deleting stack {request.name} failed: "
-                                 f"{redact(current.get('StackStatusReason', ''))}")
-        hooks.sleep(hooks.poll_seconds)
-    raise OperationError(f"stack {request.name} is still being deleted after 30 minutes")
+    cfn.delete_and_wait()
 
 
 def _upload(s3: Any, bucket: str, key: str, data: bytes) -> bool:
@@ -246,23 +235,6 @@ def _upload(s3: Any, bucket: str, key: str, data: bytes) -> bool:
     return True
 
 
-def _wait_for_change_set(cfn: Any, stack: str, name: str, hooks: DeployHooks) -> dict[str, Any]:
-    deadline = time.monotonic() + 600
-    while True:
-        described = dict(cfn.describe_change_set(StackName=stack, ChangeSetName=name))
-        if described["Status"] in {"CREATE_COMPLETE", "FAILED"}:
-            # Changes come in pages for big stacks.
-            token = described.get("NextToken")
-            while token:
-                page = cfn.describe_change_set(StackName=stack, ChangeSetName=name, NextToken=token)
-                described["Changes"] = described.get("Changes", []) + page.get("Changes", [])
-                token = page.get("NextToken")
-            return described
-        if time.monotonic() > deadline:
-            raise OperationError(f"change set {name} not ready after 10 minutes")
-        hooks.sleep(hooks.poll_seconds)
-
-
 def _change_row(change: dict[str, Any]) -> dict[str, str]:
     rc = change.get("ResourceChange", {})
     replacement = str(rc.get("Replacement") or "")
@@ -274,19 +246,14 @@ def _change_row(change: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _follow(cfn: Any, stack: str, since: datetime, hooks: DeployHooks,
+def _follow(cfn: CloudFormation, since: datetime, hooks: DeployHooks,
             redact: Callable[[str], str]) -> tuple[str, list[dict[str, Any]]]:
     """Report each new stack event until the stack reaches a terminal status."""
     seen: set[str] = set()
     events: list[dict[str, Any]] = []
     last_output = started = time.monotonic()
     while True:
-        fresh = []
-        for page in cfn.get_paginator("describe_stack_events").paginate(StackName=stack):
-            page_events = [e for e in page["StackEvents"] if e["Timestamp"] >= since]
-            fresh.extend(e for e in page_events if e["EventId"] not in seen)
-            if len(page_events) < len(page["StackEvents"]):
-                break  # older than this deploy: stop paging
+        fresh = [e for e in cfn.events_since(since) if e["EventId"] not in seen]
         # Pages come newest first; reversed, a stable sort keeps same-millisecond events in order.
         for event in sorted(reversed(fresh), key=lambda e: e["Timestamp"]):
             seen.add(event["EventId"])
@@ -299,12 +266,12 @@ def _follow(cfn: Any, stack: str, since: datetime, hooks: DeployHooks,
                 "reason": redact(event.get("ResourceStatusReason", "") or ""),
             })
             last_output = time.monotonic()
-        status = _describe(cfn, stack)
+        status = cfn.describe()
         current = status["StackStatus"] if status else "DELETE_COMPLETE"
         if current in TERMINAL_OK or current in TERMINAL_FAILED:
             return current, events
         if time.monotonic() - started > FOLLOW_LIMIT_SECONDS:
-            raise OperationError(f"stack {stack} is still {current} after "
+            raise OperationError(f"stack {cfn.stack} is still {current} after "
                                  f"{FOLLOW_LIMIT_SECONDS / 3600:.0f} hours; stopped following it "
                                  "(the operation goes on in CloudFormation)")
         if not fresh and time.monotonic() - last_output >= hooks.heartbeat_seconds:
@@ -326,7 +293,3 @@ def first_failures(events: list[dict[str, Any]], limit: int = 3) -> list[dict[st
          "status": str(e.get("ResourceStatus")), "reason": str(e.get("ResourceStatusReason", ""))}
         for e in failed[:limit]
     ]
-
-
-def _outputs(cfn: Any, stack: str) -> dict[str, str]:
-    return describe_stack(cfn, stack).outputs

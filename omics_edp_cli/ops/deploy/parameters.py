@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import yaml
 
 from omics_edp_cli.errors import ConfigError
+from omics_edp_cli.ops.inputs import load_json_file
 
 TEMPLATES = {"processor": "omics-run-event-processor.yaml", "edp": "edp.yaml"}
 # Filled in by deploy itself, never required from the operator.
@@ -50,26 +52,21 @@ class Template:
 
 def load_template(kind: str) -> Template:
     if kind not in TEMPLATES:
-        raise ConfigError(f"unknown stack kind {kind!r}: choose one of {', '.join(TEMPLATES)}")
+        raise ConfigError(f"unknown stack kind {kind}: choose one of {', '.join(TEMPLATES)}")
     body = resources.files("omics_edp_cli.cloudformation").joinpath(TEMPLATES[kind]).read_text()
     document = yaml.load(body, Loader=_CfnLoader)
     return Template(kind, body, dict(document.get("Parameters") or {}))
 
 
-def read_parameters_file(path: Path) -> dict[str, str]:
-    """A CloudFormation parameters file: `[{"ParameterKey", "ParameterValue"}]` or `{key: value}`."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text (is it the parameters file?)") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+def read_parameters_file(path: str | Path) -> dict[str, str]:
+    """A CloudFormation parameters file (`-` is stdin), in any of the shapes the AWS CLI and the
+    console use: `[{"ParameterKey", "ParameterValue"}]`, `{"Parameters": [...]}` or `{key: value}`.
+
+    The one reader for `deploy --parameters` and `simulate-batch --parameters`.
+    """
+    data = load_json_file(path)
+    if isinstance(data, dict) and isinstance(data.get("Parameters"), list):
+        data = data["Parameters"]
     if isinstance(data, dict):
         return {str(k): _as_text(path, str(k), v) for k, v in data.items()}
     if not isinstance(data, list):
@@ -85,7 +82,7 @@ def read_parameters_file(path: Path) -> dict[str, str]:
     return values
 
 
-def _as_text(path: Path, key: str, value: Any) -> str:
+def _as_text(path: str | Path, key: str, value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (str, int, float)):
@@ -99,32 +96,35 @@ def parse_overrides(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--parameter {pair!r}: expected Key=Value")
+            raise ConfigError(f"--parameter {pair}: expected Key=Value")
         values[key.strip()] = value
     return values
 
 
 def validate(template: Template, values: dict[str, str], source: str,
-             optional: tuple[str, ...] = ()) -> None:
-    """One `ConfigError` line naming the source and the key for the first problem found.
+             optional: tuple[str, ...] = (), origins: Mapping[str, str] | None = None) -> None:
+    """One `ConfigError` line naming where the value came from and the key, for the first problem.
 
-    `optional` names required parameters that may still come from elsewhere (the API token
-    from the environment or the deployed stack).
+    `source` is where values come from by default (the parameters file); `origins` names the
+    other places per key (`--parameter`, the token's environment variable). `optional` names
+    required parameters that may still come from elsewhere (the API token from the deployed
+    stack).
     """
+    origins = origins or {}
     for key in values:
         if key not in template.parameters:
             known = ", ".join(sorted(template.parameters))
-            raise ConfigError(f"{source}: unknown parameter {key!r} for the {template.kind} "
-                              f"template (known: {known})")
+            raise ConfigError(f"{origins.get(key, source)}: unknown parameter {key} for the "
+                              f"{template.kind} template (known: {known})")
     for key in template.required():
         if key not in values and key not in optional:
-            raise ConfigError(f"{source}: missing required parameter {key!r} "
+            raise ConfigError(f"{source}: missing required parameter {key} "
                               f"(add it, or pass --parameter {key}=VALUE)")
     for key, value in values.items():
         problem = _check(template.parameters[key], value)
         if problem:
-            shown = "****" if key in template.no_echo() else repr(value)
-            raise ConfigError(f"{source}: {key}={shown} {problem}")
+            shown = "****" if key in template.no_echo() else json.dumps(value)
+            raise ConfigError(f"{origins.get(key, source)}: {key}={shown} {problem}")
 
 
 def _check(spec: dict[str, Any], value: str) -> str | None:
@@ -146,5 +146,6 @@ def _check(spec: dict[str, Any], value: str) -> str | None:
         return f"is shorter than {spec['MinLength']} characters"
     pattern = spec.get("AllowedPattern")
     if pattern and not re.fullmatch(pattern, value):
-        return f"does not match {spec.get('ConstraintDescription') or pattern}"
+        described = spec.get("ConstraintDescription")
+        return f"is not allowed: {described}" if described else f"does not match {pattern}"
     return None

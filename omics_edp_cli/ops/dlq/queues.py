@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -121,11 +122,11 @@ def receive(
     empties = 0
     while limit is None or len(letters) < limit:
         batch = min(10, limit - len(letters)) if limit is not None else 10
-        messages: list[dict[str, Any]] = _sqs_call(
-            "receiving from", queue.name, lambda: sqs.receive_message(
-                QueueUrl=queue.url, MaxNumberOfMessages=batch, VisibilityTimeout=visibility,
-                WaitTimeSeconds=0, AttributeNames=["All"], MessageAttributeNames=["All"],
-            ).get("Messages", []))
+        response = _sqs_call("receiving from", queue.name, partial(
+            sqs.receive_message, QueueUrl=queue.url, MaxNumberOfMessages=batch,
+            VisibilityTimeout=visibility, WaitTimeSeconds=0, AttributeNames=["All"],
+            MessageAttributeNames=["All"]))
+        messages: list[dict[str, Any]] = response.get("Messages", [])
         fresh = [m for m in messages if m["MessageId"] not in seen]
         letters.extend(parse_message(m, queue.url, queue.function, queue.source_queue_url) for m in fresh)
         seen.update(m["MessageId"] for m in messages)

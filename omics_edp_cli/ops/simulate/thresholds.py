@@ -24,7 +24,7 @@ from omics_edp_cli.edp.config import (
     rules_from_parameters,
 )
 from omics_edp_cli.errors import ConfigError
-from omics_edp_cli.ops.inputs import load_json_file
+from omics_edp_cli.ops.deploy.parameters import read_parameters_file
 
 MAX_SETS = 24
 
@@ -50,7 +50,7 @@ class Resolved:
 def parse_list(text: str, flag: str, parse: Callable[[str, str], Any]) -> list[Any]:
     values = [v.strip() for v in text.split(",")]
     if not all(values):
-        raise ConfigError(f"{flag}: {text!r} has an empty value; give e.g. {flag} 20,50")
+        raise ConfigError(f'{flag}: "{text}" has an empty value; give e.g. {flag} 20,50')
     return list(dict.fromkeys(parse(v, flag) for v in values))
 
 
@@ -76,23 +76,6 @@ def parse_flags(flags: ThresholdFlags) -> dict[str, list[Any]]:
     return out
 
 
-def load_parameters(path: str) -> dict[str, str]:
-    """A CloudFormation parameters file: `[{"ParameterKey": …, "ParameterValue": …}]` or `{key: value}`."""
-    data = load_json_file(path)
-    if isinstance(data, dict) and isinstance(data.get("Parameters"), list):
-        data = data["Parameters"]
-    if isinstance(data, list):
-        out = {}
-        for i, item in enumerate(data):
-            if not isinstance(item, dict) or "ParameterKey" not in item:
-                raise ConfigError(f"{path}: item {i} is not a {{ParameterKey, ParameterValue}} object")
-            out[str(item["ParameterKey"])] = str(item.get("ParameterValue", ""))
-        return out
-    if isinstance(data, dict):
-        return {str(k): str(v) for k, v in data.items()}
-    raise ConfigError(f"{path}: expected a list of {{ParameterKey, ParameterValue}} objects")
-
-
 def resolve(
     flags: ThresholdFlags,
     *,
@@ -109,7 +92,7 @@ def resolve(
     base, origin, bucket = BatchRules(), "defaults", None
     source: Mapping[str, str] | None = None
     if parameters_file:
-        source, origin = load_parameters(parameters_file), parameters_file
+        source, origin = read_parameters_file(parameters_file), parameters_file
     elif stack_parameters is not None:
         source, origin = stack_parameters(), f"stack {stack_name}"
     if source is not None:
