@@ -36,23 +36,15 @@ class KeyRange:
         self.list_calls = 0
 
     def __iter__(self) -> Iterator[str]:
-        kwargs: dict[str, Any] = {
-            "Bucket": self.bucket, "Prefix": self.list_prefix, "StartAfter": self.start_after,
-            "MaxKeys": self.page_size,
-        }
-        while True:
-            page = self._list(kwargs)
-            for item in page.get("Contents", ()):
-                if item["Key"] >= self.stop_at:
-                    return
-                yield item["Key"]
-            if not page.get("IsTruncated"):
-                return
-            kwargs["ContinuationToken"] = page["NextContinuationToken"]
-
-    def _list(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        self.list_calls += 1
+        pages = self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.list_prefix, StartAfter=self.start_after,
+            PaginationConfig={"PageSize": self.page_size})
         try:
-            return self.s3.list_objects_v2(**kwargs)  # type: ignore[no-any-return]
+            for page in pages:
+                self.list_calls += 1
+                for item in page.get("Contents", ()):
+                    if item["Key"] >= self.stop_at:
+                        return  # past the window: no further page is read
+                    yield item["Key"]
         except (BotoCoreError, ClientError) as e:
             raise ArchiveError(f"listing s3://{self.bucket}/{self.list_prefix} failed: {e}") from e
