@@ -134,24 +134,7 @@ def deploy_stack(clients: ClientFactory, request: DeployRequest, hooks: DeployHo
     key = package.s3_key(prefix)
     cfn = CloudFormation(clients.client("cloudformation"), request.name, redact=redact,
                          poll_seconds=hooks.poll_seconds)
-    existing = cfn.describe()
-    if existing is not None and existing["StackStatus"] == "REVIEW_IN_PROGRESS":
-        # Only a change set was ever created (--no-execute, or "no"): nothing to update yet.
-        existing = None
-    failed_create = existing is not None and existing["StackStatus"] == "ROLLBACK_COMPLETE"
-    if existing is not None and existing["StackStatus"].endswith("_IN_PROGRESS"):
-        raise OperationError(f"stack {request.name} is busy ({existing['StackStatus']}); "
-                             "wait for it to finish and run deploy again")
-    # Checked before anything is deleted: a stack created again has no previous value to keep.
-    for name in sorted(template.no_echo()):
-        if name not in values:
-            if existing is None or failed_create:
-                raise ConfigError(f"{request.source}: missing required parameter {name} "
-                                  f"(set {TOKEN_ENV} or pass --parameter {name}=VALUE)")
-            values[name] = ""  # marker: UsePreviousValue below
-    if failed_create:
-        _recreate_after_failed_create(cfn, request, hooks)
-        existing = None
+    existing = _existing_stack(cfn, request, template, values, hooks)
 
     result = DeployResult(request.name, existing["StackStatus"] if existing else "NEW", key,
                           protection_requested=request.termination_protection)
@@ -159,29 +142,12 @@ def deploy_stack(clients: ClientFactory, request: DeployRequest, hooks: DeployHo
     hooks.info(f"package {package.sha256[:12]} ({len(package.data):,} bytes) "
                f"{'uploaded to' if result.uploaded else 'already at'} s3://{bucket}/{key}")
     values.update({"CodeS3Bucket": bucket, "CodeS3Key": key})
-    change_set = f"omics-edp-{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}"
-    cfn_parameters = [
-        {"ParameterKey": k, "UsePreviousValue": True} if (k in template.no_echo() and v == "")
-        else {"ParameterKey": k, "ParameterValue": v}
-        for k, v in sorted(values.items())
-    ]
-    created = cfn.create_change_set(
-        change_set, TemplateBody=template.body, Parameters=cfn_parameters,
-        Capabilities=["CAPABILITY_IAM"], ChangeSetType="UPDATE" if existing else "CREATE",
-        Description=f"omics-edp deploy {request.kind}",
-    )
-    if not created:
+    described = _change_set(cfn, request, template, values, update=existing is not None)
+    if described is None:
         result.up_to_date = True
         result.outputs = cfn.outputs()
         return result
-    described = cfn.wait_for_change_set(change_set)
-    if described["Status"] == "FAILED":
-        cfn.delete_change_set(change_set)
-        if cfn.no_changes(described):
-            result.up_to_date = True
-            result.outputs = cfn.outputs()
-            return result
-        raise OperationError(f"the change set failed: {redact(described.get('StatusReason', ''))}")
+    change_set = str(described["ChangeSetName"])
     result.changes = [_change_row(c) for c in described.get("Changes", [])]
     result.change_set = change_set
     hooks.plan(result.changes)
@@ -208,6 +174,58 @@ def deploy_stack(clients: ClientFactory, request: DeployRequest, hooks: DeployHo
         # Reasons can quote parameter values: mask NoEcho ones here too, as in the events.
         result.failures = [{**f, "reason": redact(f["reason"])} for f in first_failures(events)]
     return result
+
+
+def _existing_stack(cfn: CloudFormation, request: DeployRequest, template: Template,
+                    values: dict[str, str], hooks: DeployHooks) -> dict[str, Any] | None:
+    """The stack to update, or None to create one (deleting a failed first create with --yes).
+
+    A NoEcho value not given is kept from the stack (`values[name] = ""` marks it), which a
+    stack to create does not have: that is refused before anything is deleted.
+    """
+    existing = cfn.describe()
+    if existing is not None and existing["StackStatus"] == "REVIEW_IN_PROGRESS":
+        # Only a change set was ever created (--no-execute, or "no"): nothing to update yet.
+        existing = None
+    failed_create = existing is not None and existing["StackStatus"] == "ROLLBACK_COMPLETE"
+    if existing is not None and existing["StackStatus"].endswith("_IN_PROGRESS"):
+        raise OperationError(f"stack {request.name} is busy ({existing['StackStatus']}); "
+                             "wait for it to finish and run deploy again")
+    for name in sorted(template.no_echo()):
+        if name not in values:
+            if existing is None or failed_create:
+                raise ConfigError(f"{request.source}: missing required parameter {name} "
+                                  f"(set {TOKEN_ENV} or pass --parameter {name}=VALUE)")
+            values[name] = ""  # marker: UsePreviousValue below
+    if failed_create:
+        _recreate_after_failed_create(cfn, request, hooks)
+        return None
+    return existing
+
+
+def _change_set(cfn: CloudFormation, request: DeployRequest, template: Template,
+                values: dict[str, str], *, update: bool) -> dict[str, Any] | None:
+    """Create the change set and wait for it; None when there is nothing to change."""
+    name = f"omics-edp-{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}"
+    parameters = [
+        {"ParameterKey": k, "UsePreviousValue": True} if (k in template.no_echo() and v == "")
+        else {"ParameterKey": k, "ParameterValue": v}
+        for k, v in sorted(values.items())
+    ]
+    created = cfn.create_change_set(
+        name, TemplateBody=template.body, Parameters=parameters, Capabilities=["CAPABILITY_IAM"],
+        ChangeSetType="UPDATE" if update else "CREATE", Description=f"omics-edp deploy {request.kind}",
+    )
+    if not created:
+        return None
+    described = cfn.wait_for_change_set(name)
+    if described["Status"] == "FAILED":
+        cfn.delete_change_set(name)
+        if cfn.no_changes(described):
+            return None
+        raise OperationError(f"the change set failed: {cfn.redact(described.get('StatusReason', ''))}")
+    described["ChangeSetName"] = name
+    return described
 
 
 def _recreate_after_failed_create(cfn: CloudFormation, request: DeployRequest, hooks: DeployHooks) -> None:
