@@ -87,7 +87,8 @@ def packager(aws: dict[str, Any], **overrides: Any) -> Packager:
 def notes(aws: dict[str, Any]) -> list[dict[str, Any]]:
     found = []
     for _ in range(10):  # bounded: a test publishes at most a few notifications
-        messages = aws["sqs"].receive_message(QueueUrl=aws["queue"], MaxNumberOfMessages=10).get("Messages", [])
+        answer = aws["sqs"].receive_message(QueueUrl=aws["queue"], MaxNumberOfMessages=10)
+        messages = answer.get("Messages", [])
         if not messages:
             break
         for m in messages:
@@ -110,7 +111,8 @@ def test_push_and_browse_back_entries_metadata_and_readme(aws):
     pkg = quilt3.Package.browse("novaseq-01/run-0001", registry=f"s3://{aws['registry']}")
     assert pkg.top_hash == result.top_hash
     logical = sorted(k for k, _ in pkg.walk())
-    assert logical == sorted([k.removeprefix("novaseq-01/run-0001/") for k in keys] + ["README.md", ".quiltignore"])
+    expected = [k.removeprefix("novaseq-01/run-0001/") for k in keys] + ["README.md", ".quiltignore"]
+    assert logical == sorted(expected)
     readme = pkg["README.md"].get_bytes().decode()
     assert f"s3://{aws['source']}/novaseq-01/run-0001/" in readme and ready["detail"]["batch_id"] in readme
     assert pkg["Data/L001/s_1_1101.bcl.gz"].get_bytes() == b"cluster data 0" * 4
@@ -150,7 +152,8 @@ def test_a_push_without_its_marker_is_still_recognised_from_the_metadata(aws):
     ready = event(aws, "novaseq-03/run-0001/", 2)
     first = packager(aws).package(ready)
     # As if the function stopped between the push and the marker.
-    aws["s3"].delete_object(Bucket=aws["registry"], Key=f".quilt-edp/batches/{ready['detail']['batch_id']}.json")
+    marker = f".quilt-edp/batches/{ready['detail']['batch_id']}.json"
+    aws["s3"].delete_object(Bucket=aws["registry"], Key=marker)
     again = packager(aws).package(ready)
     assert (again.outcome, again.top_hash) == ("already-packaged", first.top_hash)
     assert len(revisions(aws, aws["registry"], "novaseq-03/run-0001")) == 1

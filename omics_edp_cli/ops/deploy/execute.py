@@ -23,7 +23,8 @@ from omics_edp_cli.ops.deploy import packaging
 from omics_edp_cli.ops.deploy.parameters import TOKEN_PARAMETER, Template, load_template, validate
 from omics_edp_cli.ops.deployment import TOKEN_ENV, describe_stack
 
-DEFAULT_STACK_NAMES = {"processor": "omics-run-event-processor", "edp": "omics-edp"}
+DEFAULT_STACK_NAMES = {"processor": "omics-run-event-processor", "edp": "omics-edp",
+                       "packager": "omics-edp-packager"}
 TERMINAL_OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
 TERMINAL_FAILED = {
     "CREATE_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "UPDATE_ROLLBACK_COMPLETE",
@@ -101,6 +102,8 @@ def prepare(request: DeployRequest, env: Mapping[str, str] | None = None) -> tup
     if request.kind == "edp" and not request.code_bucket:
         raise ConfigError("--code-bucket is required for edp (uploading into BucketName would "
                           "feed the batcher its own code)")
+    if request.kind == "packager" and not request.code_bucket:
+        raise ConfigError("--code-bucket is required for packager (a bucket for code, not the registry)")
     return template, values
 
 

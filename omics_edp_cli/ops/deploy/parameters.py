@@ -14,7 +14,7 @@ import yaml
 
 from omics_edp_cli.errors import ConfigError
 
-TEMPLATES = {"processor": "omics-run-event-processor.yaml", "edp": "edp.yaml"}
+TEMPLATES = {"processor": "omics-run-event-processor.yaml", "edp": "edp.yaml", "packager": "packager.yaml"}
 # Filled in by deploy itself, never required from the operator.
 CODE_PARAMETERS = ("CodeS3Bucket", "CodeS3Key")
 TOKEN_PARAMETER = "ApiServerAuthToken"
