@@ -37,6 +37,7 @@ STACK_QUEUES = (
     ("DeadLetterQueueUrl", "processor", "FunctionName", None),
     ("IngestDeadLetterQueueUrl", "ingest", None, "IngestQueueUrl"),
     ("FlushDeadLetterQueueUrl", "flush", "FlushFunctionName", None),
+    ("PackagerDeadLetterQueueUrl", "packager", "PackagerFunctionName", None),
 )
 QUEUE_LABELS = tuple(label for _, label, _, _ in STACK_QUEUES)
 SCAN_VISIBILITY = 60  # seconds a scanned message stays hidden if we crash before releasing it
@@ -91,7 +92,8 @@ def resolve_queues(
     ]
     if not queues:
         wanted = f"a {which!r} dead-letter queue" if which else "dead-letter queue outputs"
-        raise ConfigError(f"stack {stack!r} has no {wanted}: is it an omics-edp processor or EDP stack?")
+        raise ConfigError(f"stack {stack!r} has no {wanted}: is it an omics-edp processor, EDP or "
+                          "packager stack?")
     return queues
 
 
