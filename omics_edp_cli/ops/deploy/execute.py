@@ -115,7 +115,7 @@ def default_code_prefix(kind: str, values: Mapping[str, str]) -> str:
 
 
 def deploy_stack(clients: ClientFactory, request: DeployRequest, hooks: DeployHooks | None = None,
-                 env: Mapping[str, str] | None = None) -> DeployResult:
+                 env: Mapping[str, str] | None = None, wheel_cache: Path | None = None) -> DeployResult:
     hooks = hooks or DeployHooks()
     template, values = prepare(request, env)
     redact = Redactor(*(values.get(k) for k in template.no_echo()))
@@ -125,7 +125,7 @@ def deploy_stack(clients: ClientFactory, request: DeployRequest, hooks: DeployHo
     if not bucket:
         raise ConfigError("--code-bucket is required (no DataLakeBucket to default to)")
 
-    package = packaging.build(request.kind, request.source_root)
+    package = packaging.build(request.kind, request.source_root, wheel_cache=wheel_cache)
     key = package.s3_key(prefix)
     cfn = clients.client("cloudformation")
     existing = _describe(cfn, request.name)
