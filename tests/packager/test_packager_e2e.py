@@ -215,3 +215,25 @@ def test_an_unreachable_registry_fails_the_invocation_for_lambda_to_retry(aws):
     put(aws, "novaseq-07/run-0001/", 1)
     with pytest.raises(OperationError):
         packager(aws, registry="no-such-registry-bucket").package(event(aws, "novaseq-07/run-0001/", 1))
+
+
+def test_file_gateway_refresh_after_a_push_and_its_failure_loses_nothing(aws):
+    from botocore.stub import Stubber
+
+    share = "arn:aws:storagegateway:us-east-1:123456789012:share/share-1A2B3C4D"
+    gateway = boto3.client("storagegateway")
+    clients = ClientFactory(overrides={"storagegateway": gateway})
+    settings = PackagerSettings.checked(registry=aws["registry"], file_gateway_share_arn=share)
+    put(aws, "novaseq-08/run-0001/", 1)
+    with Stubber(gateway) as stub:
+        stub.add_response("refresh_cache", {"FileShareARN": share, "NotificationId": "n-1"},
+                          {"FileShareARN": share, "FolderList": ["/novaseq-08/run-0001"], "Recursive": True})
+        assert Packager(settings, clients).package(event(aws, "novaseq-08/run-0001/", 1)).outcome == "created"
+        stub.assert_no_pending_responses()
+    put(aws, "novaseq-08/run-0002/", 1)
+    with Stubber(gateway) as stub:
+        stub.add_client_error("refresh_cache", "InvalidGatewayRequestException", "gateway offline")
+        result = Packager(settings, clients).package(event(aws, "novaseq-08/run-0002/", 1))
+        stub.assert_no_pending_responses()
+    assert result.outcome == "created"
+    assert revisions(aws, aws["registry"], "novaseq-08/run-0002") != []

@@ -54,7 +54,8 @@ def test_deployed_stack_is_typed_and_doctor_checks_it(stack):
     assert rows["rule on the EDP bus enabled and targeting the packager"]["ok"], rows
     assert rows["packager dead-letter queue empty"]["ok"]
     # Versioning off on the registry: one failed line with the fix.
-    stack["s3"].put_bucket_versioning(Bucket=stack["registry"], VersioningConfiguration={"Status": "Suspended"})
+    stack["s3"].put_bucket_versioning(Bucket=stack["registry"],
+                                      VersioningConfiguration={"Status": "Suspended"})
     result = runner.invoke(app, ["-o", "json", "doctor", "--stack", stack["stack"]])
     assert result.exit_code == 1
     row = next(r for r in json.loads(result.stdout) if r["check"] == "registry bucket versioned")
@@ -66,7 +67,8 @@ def test_dlq_reads_the_packager_queue(stack):
     assert isinstance(typed, PackagerStack)
     boto3.client("sqs").send_message(QueueUrl=typed.dead_letter_queue_url, MessageBody=json.dumps(
         {"detail-type": "package-objects-ready", "detail": {"bucket": stack["source"], "prefix": "a/b/"}}))
-    result = runner.invoke(app, ["-o", "json", "dlq", "list", "--stack", stack["stack"], "--queue", "packager"])
+    result = runner.invoke(app, ["-o", "json", "dlq", "list", "--stack", stack["stack"],
+                                 "--queue", "packager"])
     assert result.exit_code == 0, result.output
     assert sum(g["count"] for g in json.loads(result.stdout)["groups"]) == 1
 
@@ -79,7 +81,8 @@ def test_package_batch_with_the_stack_dry_run_then_for_real(stack, tmp_path):
                         "batch_id": str(uuid.uuid4())}}
     path = tmp_path / "event.json"
     path.write_text(json.dumps(event))
-    dry = runner.invoke(app, ["-o", "json", "package-batch", str(path), "--stack", stack["stack"], "--dry-run"])
+    dry = runner.invoke(app, ["-o", "json", "package-batch", str(path), "--stack", stack["stack"],
+                              "--dry-run"])
     assert dry.exit_code == 0, dry.output
     planned = json.loads(dry.stdout)
     assert planned["package"] == "hiseq-01/run-9" and planned["registry"] == f"s3://{stack['registry']}"
@@ -97,6 +100,7 @@ def test_package_batch_usage_errors_exit_2_before_any_aws_call(tmp_path):
     result = runner.invoke(app, ["package-batch", str(path), "--registry", "s3://r-bucket"])
     assert result.exit_code == 2
     assert result.stderr.startswith(f"Error: {path}: not a package-objects-ready event: detail-type")
-    path.write_text(json.dumps({"detail-type": "package-objects-ready", "detail": {"bucket": "b-1", "prefix": "a/b/"}}))
+    path.write_text(json.dumps({"detail-type": "package-objects-ready",
+                                "detail": {"bucket": "b-1", "prefix": "a/b/"}}))
     result = runner.invoke(app, ["package-batch", str(path)])
     assert result.exit_code == 2 and "--registry s3://BUCKET" in result.stderr
