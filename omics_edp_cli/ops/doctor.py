@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import requests
@@ -230,9 +231,8 @@ def packager_checks(doctor: Doctor, stack: StackInfo) -> list[Check]:
     ]
     for label, key in (("registry", "RegistryBucket"), ("quarantine", "QuarantineBucket")):
         bucket = stack.parameters.get(key, "")
-        checks.append(doctor._guard(f"{label} bucket versioned", lambda b=bucket: _versioned(doctor, b)))
-        checks.append(doctor._guard(f"{label} bucket encrypted",
-                                    lambda b=bucket: doctor._bucket_encrypted(b)))  # type: ignore[misc]
+        checks.append(doctor._guard(f"{label} bucket versioned", partial(_versioned, doctor, bucket)))
+        checks.append(doctor._guard(f"{label} bucket encrypted", partial(doctor._bucket_encrypted, bucket)))
     checks += [
         doctor._guard("packager dead-letter queue empty",
                       lambda: doctor._queue_empty(stack.outputs.get("PackagerDeadLetterQueueUrl", ""))),

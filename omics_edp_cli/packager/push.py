@@ -18,14 +18,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import quilt3
-import quilt3.hooks
-import quilt3.telemetry
-import quilt3.util
+import quilt3  # type: ignore[import-untyped]
+import quilt3.hooks  # type: ignore[import-untyped]
+import quilt3.telemetry  # type: ignore[import-untyped]
+import quilt3.util  # type: ignore[import-untyped]
 from botocore.exceptions import BotoCoreError, ClientError
-from quilt3.packages import PackageEntry
-from quilt3.util import PhysicalKey
-from quilt3.workflows import WorkflowValidationError
+from quilt3.packages import PackageEntry  # type: ignore[import-untyped]
+from quilt3.util import PhysicalKey  # type: ignore[import-untyped]
+from quilt3.workflows import WorkflowValidationError  # type: ignore[import-untyped]
 
 from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.errors import OperationError
