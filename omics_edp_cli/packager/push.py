@@ -22,7 +22,9 @@ import quilt3  # type: ignore[import-untyped]
 import quilt3.hooks  # type: ignore[import-untyped]
 import quilt3.telemetry  # type: ignore[import-untyped]
 import quilt3.util  # type: ignore[import-untyped]
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from quilt3.data_transfer import S3NoValidClientError  # type: ignore[import-untyped]
 from quilt3.packages import PackageEntry  # type: ignore[import-untyped]
 from quilt3.util import PhysicalKey  # type: ignore[import-untyped]
 from quilt3.workflows import WorkflowValidationError  # type: ignore[import-untyped]
@@ -61,10 +63,18 @@ def configure(clients: ClientFactory, kms_key_id: str | None = None) -> None:
             params.setdefault(key, value)
 
     def hook(build_client_base: Any, session: Any, client_kwargs: dict[str, Any], **kwargs: Any) -> Any:
-        # quilt3's session is replaced by ours; its client options (pool size, unsigned) are kept.
+        # quilt3's session is replaced by ours. quilt3 makes its "standard" client unsigned when
+        # *its* session has no credentials (ours may: --profile, the demo's keys), so every
+        # client is signed with ours; the pool size is kept.
+        ours = clients.session()
+        options = dict(client_kwargs)
+        if ours.get_credentials() is not None:
+            pool = getattr(options.get("config"), "max_pool_connections", None)
+            options["config"] = Config(max_pool_connections=pool) if pool else Config()
         endpoint = clients.service_endpoints.get("s3") or clients.endpoint_url
-        client = build_client_base(clients.session(), {**client_kwargs, **(
-            {"endpoint_url": endpoint} if endpoint else {})}, **kwargs)
+        if endpoint:
+            options["endpoint_url"] = endpoint
+        client = build_client_base(ours, options, **kwargs)
         for operation in _WRITES:
             client.meta.events.register(f"before-parameter-build.s3.{operation}", add_encryption)
         return client
@@ -75,7 +85,7 @@ def configure(clients: ClientFactory, kms_key_id: str | None = None) -> None:
 def _aws(what: str, call: Any) -> Any:
     try:
         return call()
-    except (ClientError, BotoCoreError, quilt3.util.QuiltException) as e:
+    except (ClientError, BotoCoreError, quilt3.util.QuiltException, S3NoValidClientError) as e:
         raise OperationError(f"{what} failed: {e}") from e
 
 
@@ -101,7 +111,7 @@ def find_packaged(s3: Any, registry: str, name: str, batch_id: str) -> Pushed | 
         if e.response.get("Error", {}).get("Code") in _NOT_FOUND:
             return None
         raise OperationError(f"reading the latest {name} in s3://{registry} failed: {e}") from e
-    except BotoCoreError as e:
+    except (BotoCoreError, S3NoValidClientError) as e:
         raise OperationError(f"reading the latest {name} in s3://{registry} failed: {e}") from e
     edp = (latest.meta or {}).get("edp")
     if isinstance(edp, dict) and edp.get("batch_id") == batch_id:
@@ -152,7 +162,7 @@ def push(plan: PackagePlan, registry: str, *, workflow: str | Any | None = ...,
                                   workflow=workflow, force=True)
         except WorkflowValidationError as e:
             raise WorkflowRefused(str(e)) from e
-        except (ClientError, BotoCoreError, quilt3.util.QuiltException) as e:
+        except (ClientError, BotoCoreError, quilt3.util.QuiltException, S3NoValidClientError) as e:
             raise OperationError(f"pushing {plan.name} to s3://{registry} failed: {e}") from e
     return Pushed(registry, plan.name, str(pushed.top_hash))
 
