@@ -30,6 +30,10 @@ def test_demo_runs_to_completion_and_every_count_adds_up():
     assert summary["callbacks_accepted"] == 5
     # 45 + 12 objects at count 20, quiet 300 s, raw/* ignored: 20, 20, 5 and 12.
     assert summary["batches_emitted"] == 4
+    # Each package-objects-ready event became a Quilt package revision in the local registry.
+    assert summary["packages_created"] == 4
+    packages = next(s for s in summary["steps"] if s["step"] == "Packager")["rows"]
+    assert sorted(p["package"] for p in packages) == ["novaseq-01/run-0001"] * 3 + ["novaseq-01/run-0002"]
     batches = next(s for s in summary["steps"] if s["step"] == "EDP batcher")["rows"]
     assert sorted((b["prefix"], b["count"], b["trigger"]) for b in batches) == [
         ("novaseq-01/run-0001/", 5, "quiet"),
@@ -49,7 +53,7 @@ def test_demo_tells_each_step_in_a_line():
     result = runner.invoke(app, ["demo"])
     assert result.exit_code == 0, result.output
     for title in ("Local AWS", "Deploy", "Processor", "Replay", "omics-edp batches list",
-                  "EDP batcher", "omics-edp dlq list"):
+                  "EDP batcher", "Packager", "omics-edp dlq list"):
         assert f"✓ {title}:" in result.stderr
     assert "Demo finished in" in result.stderr
     assert "Traceback" not in result.output

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 from urllib.parse import unquote
 
 import pytest
@@ -51,9 +53,10 @@ class Deployment:
         return {k: v for k, v in self.events.items() if v["source"] == "aws.omics"}
 
     def cli(self, *args: str, output: str = "json") -> Any:
-        # A wide terminal, so table cells are not wrapped mid-sentence.
-        return runner.invoke(app, ["-o", output, "dlq", *args], obj=AppContext(clients=self.clients),
-                             env={"COLUMNS": "250"})
+        # A wide terminal, so table cells are not wrapped mid-sentence. Rich reads COLUMNS when
+        # a console is made, so it is set before the AppContext (and its consoles) exist.
+        with mock.patch.dict(os.environ, {"COLUMNS": "250"}):
+            return runner.invoke(app, ["-o", output, "dlq", *args], obj=AppContext(clients=self.clients))
 
     def visible(self, url: str) -> int:
         attrs = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])

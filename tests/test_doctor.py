@@ -190,4 +190,4 @@ def test_a_stack_not_deployed_by_omics_edp_is_named_as_such(aws):
     assert result.exit_code == 2
     assert result.stderr.strip() == (
         f"Error: stack {name} was not deployed by omics-edp: it has none of the parameters "
-        "ApiServer (processor), BucketName (edp)")
+        "ApiServer (processor), BucketName (edp), RegistryBucket (packager)")

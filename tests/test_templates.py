@@ -1,4 +1,4 @@
-"""Both CloudFormation templates are clean under cfn-lint and checkov (suppressions carry reasons)."""
+"""Every CloudFormation template are clean under cfn-lint and checkov (suppressions carry reasons)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ TEMPLATES = sorted((ROOT / "cloudformation").glob("*.yaml"))
 BIN = Path(sys.executable).parent
 
 
-def test_there_are_two_templates():
-    assert [t.name for t in TEMPLATES] == ["edp.yaml", "omics-run-event-processor.yaml"]
+def test_there_are_three_templates():
+    assert [t.name for t in TEMPLATES] == ["edp.yaml", "omics-run-event-processor.yaml", "packager.yaml"]
 
 
 def test_cfn_lint_reports_no_errors_or_warnings():

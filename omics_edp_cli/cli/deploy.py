@@ -27,14 +27,14 @@ from omics_edp_cli.ops.deploy.parameters import parse_overrides, read_parameters
 
 def deploy(
     ctx: typer.Context,
-    kind: Annotated[Kind, typer.Argument(help="Which stack: processor or edp.")],
+    kind: Annotated[Kind, typer.Argument(help="Which stack: processor, edp or packager.")],
     parameters: Annotated[
         Path, typer.Option("--parameters", "-p", help="CloudFormation parameters file (JSON).")
     ],
     stack_name: Annotated[
         str | None,
         typer.Option(help=f"Stack name (default: {DEFAULT_STACK_NAMES['processor']} / "
-                     f"{DEFAULT_STACK_NAMES['edp']})."),
+                     f"{DEFAULT_STACK_NAMES['edp']} / {DEFAULT_STACK_NAMES['packager']})."),
     ] = None,
     parameter: Annotated[
         list[str] | None,
@@ -44,7 +44,7 @@ def deploy(
     code_bucket: Annotated[
         str | None,
         typer.Option(help="Bucket for the Lambda package (processor default: DataLakeBucket; "
-                     "required for edp)."),
+                     "required for edp and packager)."),
     ] = None,
     code_prefix: Annotated[
         str | None,

@@ -34,10 +34,11 @@ class QueueChoice(StrEnum):
     processor = "processor"
     ingest = "ingest"
     flush = "flush"
+    packager = "packager"
 
 
 StackOpt = Annotated[
-    str | None, typer.Option(help="Stack whose dead-letter queues to use (processor or EDP).")
+    str | None, typer.Option(help="Stack whose dead-letter queues to use (processor, EDP or packager).")
 ]
 QueueUrlOpt = Annotated[str | None, typer.Option(help="A dead-letter queue URL, instead of --stack.")]
 QueueOpt = Annotated[

@@ -77,6 +77,10 @@ class Names:
         return f"omics-edp-demo-{self.run}-bus"
 
     @property
+    def registry(self) -> str:
+        return f"omics-edp-demo-{self.run}-registry"
+
+    @property
     def consumer_queue(self) -> str:
         return f"omics-edp-demo-{self.run}-package-consumer"
 
@@ -97,6 +101,8 @@ class DemoResult:
     deliveries_failed: int = 0
     replayed: dict[str, int] = field(default_factory=dict)
     batches_emitted: int = 0
+    packages_created: int = 0
+    ready_events: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: int = 0
     seconds: float = 0.0
     names: Names = field(default_factory=Names)
@@ -121,6 +127,7 @@ def run_demo(report: Report, *, keep: Callable[[LocalSandbox, DemoResult], None]
         _run_processor(box, n, report, result)
         _replay(box, n, report, result)
         _edp_burst(box, n, report, result)
+        _package(box, n, report, result)
         _inspect(box, n, report, result)
         result.archived = _count_archive(box, n)
         result.callbacks_accepted = len(box.receiver.accepted)
@@ -321,12 +328,41 @@ def _edp_burst(box: LocalSandbox, n: Names, report: Report, result: DemoResult) 
     if flushed.unpublished or flushed.failed_keys:
         raise OperationError("the demo flush could not publish every batch")
     received = sorted(_consumed(box, n), key=lambda e: (e["detail"]["prefix"], e["detail"]["first_event_at"]))
+    result.ready_events = received
     result.batches_emitted = len(received)
     rows = [{"prefix": e["detail"]["prefix"], "count": e["detail"]["count"],
              "trigger": e["detail"]["trigger"], "batch_id": e["detail"]["batch_id"]} for e in received]
     report(Step("EDP batcher", f"{len(received)} package-objects-ready events received from {n.event_bus} "
                 f"(count {rules.count}, quiet {rules.quiet_seconds:g} s; "
                 f"{', '.join(rules.ignore) or 'nothing'} ignored)", rows))
+
+
+def _package(box: LocalSandbox, n: Names, report: Report, result: DemoResult) -> None:
+    """The packager on every package-objects-ready event: Quilt packages in a local registry."""
+    try:
+        from omics_edp_cli.packager.config import PackagerSettings
+        from omics_edp_cli.packager.packager import Packager
+        from omics_edp_cli.packager.push import browse
+    except ImportError:
+        report(Step("Packager", "skipped: quilt3 is not installed (pip install 'omics-edp-cli[packager]')"))
+        return
+    s3 = box.clients.client("s3")
+    s3.create_bucket(Bucket=n.registry)
+    s3.put_bucket_versioning(Bucket=n.registry, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_encryption(Bucket=n.registry, ServerSideEncryptionConfiguration={
+        "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+    packager = Packager(PackagerSettings.checked(registry=n.registry), box.clients)
+    rows = []
+    for ready in result.ready_events:
+        outcome = packager.package(ready)
+        if outcome.outcome != "created":
+            raise OperationError(f"the demo could not package {ready['detail']['prefix']}: {outcome.error}")
+        result.packages_created += 1
+        rows.append({"package": outcome.package, "top_hash": str(outcome.top_hash)[:12],
+                     "entries": outcome.entries, "batch_id": outcome.batch_id})
+    latest = {r["package"]: browse(n.registry, str(r["package"])) for r in rows}
+    report(Step("Packager", f"{len(rows)} Quilt package revision(s) in s3://{n.registry} "
+                f"({', '.join(f'{k}: {len(list(v.walk()))} entries' for k, v in latest.items())})", rows))
 
 
 def _inspect(box: LocalSandbox, n: Names, report: Report, result: DemoResult) -> None:

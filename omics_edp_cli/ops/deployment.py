@@ -145,6 +145,10 @@ _DERIVED_OUTPUTS: dict[str, Callable[[StackInfo], str | None]] = {
     "StateTableName": _physical("StateTable"),
     "TopicArn": _physical("PackageReadyTopic"),
     "DashboardName": _physical("Dashboard"),
+    "PackagerFunctionName": _physical("Function"),
+    "PackagerDeadLetterQueueUrl": _physical("DeadLetterQueue"),
+    "PackagerRuleName": _physical("PackagerRule"),
+    "PackagerTopicArn": _physical("Topic"),
 }
 
 
@@ -281,7 +285,47 @@ class EdpStack(DeployedStack):
         ]
 
 
-STACK_KINDS: tuple[type[DeployedStack], ...] = (ProcessorStack, EdpStack)
+class PackagerStack(DeployedStack):
+    kind = "packager"
+    marker_parameter = "RegistryBucket"
+
+    @property
+    def function_name(self) -> str:
+        return self.output("PackagerFunctionName")
+
+    @property
+    def dead_letter_queue_url(self) -> str:
+        return self.output("PackagerDeadLetterQueueUrl")
+
+    @property
+    def rule_name(self) -> str:
+        return self.output("PackagerRuleName")
+
+    @property
+    def topic_arn(self) -> str | None:
+        return self.info.optional_output("PackagerTopicArn")
+
+    @property
+    def registry_bucket(self) -> str:
+        return self.parameter("RegistryBucket")
+
+    @property
+    def quarantine_bucket(self) -> str | None:
+        return self.info.parameters.get("QuarantineBucket") or None
+
+    @property
+    def event_bus_name(self) -> str:
+        return self.parameter("EventBusName")
+
+    @property
+    def parameters(self) -> dict[str, str]:
+        return self.info.parameters
+
+    def dead_letter_queues(self) -> list[tuple[str, str, str | None, str | None]]:
+        return [("packager", self.dead_letter_queue_url, self.function_name, None)]
+
+
+STACK_KINDS: tuple[type[DeployedStack], ...] = (ProcessorStack, EdpStack, PackagerStack)
 
 S = TypeVar("S", bound=DeployedStack)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import requests
@@ -13,7 +14,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.errors import ConfigError
 from omics_edp_cli.omics.config import HEALTH_PATH
-from omics_edp_cli.ops.deployment import DeployedStack, EdpStack, ProcessorStack, load_stack
+from omics_edp_cli.ops.deployment import (
+    DeployedStack,
+    EdpStack,
+    PackagerStack,
+    ProcessorStack,
+    StackInfo,
+    load_stack,
+)
 
 HEALTHY_STATUSES = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
 AWS_ERRORS = (BotoCoreError, ClientError)
@@ -49,6 +57,8 @@ class Doctor:
         checks = [self._stack_status(stack)]
         if isinstance(stack, EdpStack):
             checks += self._edp(stack)
+        elif isinstance(stack, PackagerStack):
+            checks += packager_checks(self, stack.info)
         elif isinstance(stack, ProcessorStack):
             checks += self._processor(stack)
         return checks
@@ -221,3 +231,62 @@ class Doctor:
             return (False, f"event source mapping is {state}",
                     f"aws lambda update-event-source-mapping --uuid {mappings[0]['UUID']} --enabled")
         return True, f"event source mapping {state}", ""
+
+
+# -- the packager stack (its own checks, kept apart from the two pipelines') -----------------
+
+
+def packager_checks(doctor: Doctor, stack: StackInfo) -> list[Check]:
+    """Rule, registry and quarantine buckets (versioning, encryption), DLQ depth, topic, errors."""
+    function = stack.outputs.get("PackagerFunctionName", "")
+    expected = {"REGISTRY_BUCKET": stack.parameters.get("RegistryBucket"),
+                "QUARANTINE_BUCKET": stack.parameters.get("QuarantineBucket")}
+    checks = [
+        doctor._guard("packager function configured", lambda: doctor._function(function, expected)),
+        doctor._guard("rule on the EDP bus enabled and targeting the packager",
+                      lambda: _packager_rule(doctor, stack)),
+    ]
+    for label, key in (("registry", "RegistryBucket"), ("quarantine", "QuarantineBucket")):
+        bucket = stack.parameters.get(key, "")
+        checks.append(doctor._guard(f"{label} bucket versioned", partial(_versioned, doctor, bucket)))
+        checks.append(doctor._guard(f"{label} bucket encrypted", partial(doctor._bucket_encrypted, bucket)))
+    checks += [
+        doctor._guard("packager dead-letter queue empty",
+                      lambda: doctor._queue_empty(stack.outputs.get("PackagerDeadLetterQueueUrl", ""))),
+        doctor._guard("notification topic encrypted",
+                      lambda: _topic(doctor, stack.outputs.get("PackagerTopicArn", ""))),
+        doctor._guard("no recent Lambda errors", lambda: doctor._lambda_errors([function])),
+    ]
+    return checks
+
+
+def _packager_rule(doctor: Doctor, stack: StackInfo) -> tuple[bool, str, str]:
+    events = doctor.clients.client("events")
+    bus = stack.parameters.get("EventBusName", "default")
+    rule = stack.outputs.get("PackagerRuleName", "")
+    described = events.describe_rule(Name=rule, EventBusName=bus)
+    if described.get("State") != "ENABLED":
+        return (False, f"rule {rule} is disabled",
+                f"aws events enable-rule --name {rule} --event-bus-name {bus}")
+    targets = events.list_targets_by_rule(Rule=rule, EventBusName=bus).get("Targets", [])
+    function_arn = stack.outputs.get("PackagerFunctionArn", "")
+    if not any(t.get("Arn") == function_arn for t in targets):
+        return False, f"rule {rule} does not target the packager", "run omics-edp deploy packager again"
+    return True, f"rule {rule} on {bus} enabled", ""
+
+
+def _versioned(doctor: Doctor, bucket: str) -> tuple[bool, str, str]:
+    status = doctor.clients.client("s3").get_bucket_versioning(Bucket=bucket).get("Status", "off")
+    if status != "Enabled":
+        return (False, f"{bucket}: versioning {status.lower()} (Quilt registries need it)",
+                f"aws s3api put-bucket-versioning --bucket {bucket} "
+                "--versioning-configuration Status=Enabled")
+    return True, f"{bucket}: versioning on", ""
+
+
+def _topic(doctor: Doctor, topic_arn: str) -> tuple[bool, str, str]:
+    attributes = doctor.clients.client("sns").get_topic_attributes(TopicArn=topic_arn)["Attributes"]
+    name = topic_arn.rsplit(":", 1)[-1]
+    if not attributes.get("KmsMasterKeyId"):
+        return False, f"{name}: not encrypted", "run omics-edp deploy packager again"
+    return True, f"{name}: {attributes['KmsMasterKeyId']}", ""

@@ -24,7 +24,8 @@ from omics_edp_cli.ops.deploy.cloudformation import CloudFormation
 from omics_edp_cli.ops.deploy.parameters import TOKEN_PARAMETER, Template, load_template, validate
 from omics_edp_cli.ops.deployment import TOKEN_ENV
 
-DEFAULT_STACK_NAMES = {"processor": "omics-run-event-processor", "edp": "omics-edp"}
+DEFAULT_STACK_NAMES = {"processor": "omics-run-event-processor", "edp": "omics-edp",
+                       "packager": "omics-edp-packager"}
 TERMINAL_OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
 TERMINAL_FAILED = {
     "CREATE_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "UPDATE_ROLLBACK_COMPLETE",
@@ -109,6 +110,8 @@ def prepare(request: DeployRequest, env: Mapping[str, str] | None = None) -> tup
     if request.kind == "edp" and not request.code_bucket:
         raise ConfigError("--code-bucket is required for edp (uploading into BucketName would "
                           "feed the batcher its own code)")
+    if request.kind == "packager" and not request.code_bucket:
+        raise ConfigError("--code-bucket is required for packager (a bucket for code, not the registry)")
     return template, values
 
 
@@ -120,7 +123,7 @@ def default_code_prefix(kind: str, values: Mapping[str, str]) -> str:
 
 
 def deploy_stack(clients: ClientFactory, request: DeployRequest, hooks: DeployHooks | None = None,
-                 env: Mapping[str, str] | None = None) -> DeployResult:
+                 env: Mapping[str, str] | None = None, wheel_cache: Path | None = None) -> DeployResult:
     hooks = hooks or DeployHooks()
     template, values = prepare(request, env)
     redact = Redactor(*(values.get(k) for k in template.no_echo()))
@@ -130,7 +133,7 @@ def deploy_stack(clients: ClientFactory, request: DeployRequest, hooks: DeployHo
     if not bucket:
         raise ConfigError("--code-bucket is required (no DataLakeBucket to default to)")
 
-    package = packaging.build(request.kind, request.source_root)
+    package = packaging.build(request.kind, request.source_root, wheel_cache=wheel_cache)
     key = package.s3_key(prefix)
     cfn = CloudFormation(clients.client("cloudformation"), request.name, redact=redact,
                          poll_seconds=hooks.poll_seconds)

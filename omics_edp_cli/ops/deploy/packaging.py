@@ -16,17 +16,21 @@ from pathlib import Path
 
 import omics_edp_cli
 from omics_edp_cli.errors import ConfigError, OperationError
+from omics_edp_cli.ops.deploy import wheels as lambda_wheels
 
-KINDS = ("processor", "edp")
+KINDS = ("processor", "edp", "packager")
 # Shared modules both functions import, then each function's own folder.
 SHARED = ("__init__.py", "errors.py", "aws.py", "timefmt.py")
-CODE = {"processor": ("omics",), "edp": ("edp",)}
+CODE = {"processor": ("omics",), "edp": ("edp",), "packager": ("packager",)}
 # requests and its dependencies, for the processor (the EDP code needs only boto3, which the
 # Lambda runtime provides). Copied from this environment: no network at build time.
 DEPENDENCIES = {
     "processor": ("requests", "urllib3", "idna", "charset_normalizer", "certifi"),
     "edp": (),
+    "packager": (),
 }
+# Downloaded for the Lambda platform instead (compiled dependencies): `ops/deploy/wheels.py`.
+WHEELS = {"packager": "quilt3"}
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 # Bytecode, and compiled extensions built for this machine's Python (charset_normalizer's
 # optional speed-ups): they would not load on the Lambda runtime, whose pure-Python
@@ -39,6 +43,7 @@ class LambdaPackage:
     kind: str
     data: bytes
     files: int
+    wheels: tuple[str, ...] = ()  # the Lambda-platform wheels inside, by file name
 
     @property
     def sha256(self) -> str:
@@ -96,9 +101,14 @@ def collect(kind: str, source_root: Path | None = None) -> dict[str, Path]:
     return entries
 
 
-def build(kind: str, source_root: Path | None = None) -> LambdaPackage:
-    """Build the zip in memory, byte-identical for identical sources."""
-    entries = collect(kind, source_root)
+def build(kind: str, source_root: Path | None = None, *, target: lambda_wheels.Target = lambda_wheels.LAMBDA,
+          wheel_cache: Path | None = None) -> LambdaPackage:
+    """Build the zip in memory, byte-identical for identical sources (and pinned wheels)."""
+    entries: dict[str, Path | bytes] = dict(collect(kind, source_root))
+    chosen: list[Path] = []
+    if kind in WHEELS:
+        chosen = lambda_wheels.download(WHEELS[kind], target, wheel_cache)
+        entries.update(lambda_wheels.wheel_entries(chosen))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name in sorted(entries):
@@ -106,8 +116,11 @@ def build(kind: str, source_root: Path | None = None) -> LambdaPackage:
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             info.create_system = 3  # unix, whatever machine builds it
-            archive.writestr(info, entries[name].read_bytes(), compresslevel=9)
-    return LambdaPackage(kind, buffer.getvalue(), len(entries))
+            content = entries[name]
+            archive.writestr(info, content if isinstance(content, bytes) else content.read_bytes(),
+                             compresslevel=9)
+    included = tuple(w.name for w in chosen if lambda_wheels.project(w) not in lambda_wheels.RUNTIME_PROVIDED)
+    return LambdaPackage(kind, buffer.getvalue(), len(entries), included)
 
 
 def write(package: LambdaPackage, out_dir: Path) -> Path:

@@ -16,7 +16,7 @@ import yaml
 from omics_edp_cli.errors import ConfigError
 from omics_edp_cli.ops.inputs import load_json_file
 
-TEMPLATES = {"processor": "omics-run-event-processor.yaml", "edp": "edp.yaml"}
+TEMPLATES = {"processor": "omics-run-event-processor.yaml", "edp": "edp.yaml", "packager": "packager.yaml"}
 # Filled in by deploy itself, never required from the operator.
 CODE_PARAMETERS = ("CodeS3Bucket", "CodeS3Key")
 TOKEN_PARAMETER = "ApiServerAuthToken"

@@ -33,7 +33,7 @@ from omics_edp_cli.ops.dlq.messages import (
 from omics_edp_cli.ops.ratelimit import RateLimiter
 
 # The labels of every stack kind's DLQs (`DeployedStack.dead_letter_queues`, docs/CONTRACTS.md).
-QUEUE_LABELS = ("processor", "ingest", "flush")
+QUEUE_LABELS = ("processor", "ingest", "flush", "packager")
 SCAN_VISIBILITY = 60  # seconds a scanned message stays hidden if we crash before releasing it
 WORK_VISIBILITY = 900  # redrive / purge: long enough to finish before anyone else sees them
 _EMPTY_RECEIVES = 3  # short polls may come back empty while messages remain (SQS samples servers)
