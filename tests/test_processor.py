@@ -302,7 +302,7 @@ def test_400_is_reported_with_body_not_retried_no_exception(s3, receiver):
     assert result.http_status == 400
     assert "Invalid state transition" in (result.reason or "")
     assert len(receiver.requests) == 1
-    payload_key, refusal_key = archived_keys(s3)  # the payload, and its refusal record
+    _payload_key, refusal_key = archived_keys(s3)  # the payload, and its refusal record
     assert refusal_key.startswith(f"{PREFIX}/refused/event_")
     record = read_json(s3, refusal_key)
     assert (record["http_status"], record["payload"]["status"]) == (400, "RUNNING")

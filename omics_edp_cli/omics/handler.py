@@ -49,16 +49,22 @@ def build_processor(settings: ProcessorSettings, clients: ClientFactory | None =
                      allowed_origins=settings.callback_origins())
 
 
-def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+def warm(clients: ClientFactory | None = None) -> Processor:
+    """Build the processor and metrics once per container (tests pass prepared clients)."""
     global _processor, _metrics
     if _processor is None:
         settings = ProcessorSettings.from_env()
-        _processor = build_processor(settings)
+        _processor = build_processor(settings, clients)
         _metrics = MetricsLogger(settings.stack_name)
+    return _processor
+
+
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    processor = warm()
     metrics = _metrics or MetricsLogger("")
     log.debug("received event: %s", event)
     try:
-        result = _processor.process(event)
+        result = processor.process(event)
     except ApiKeyRefused as e:
         metrics.outcome("failed", reason="api_key_refused")
         log.error("%s: fix the stack's API key (omics-edp deploy), then omics-edp dlq redrive; "
