@@ -104,12 +104,14 @@ def _render(app: AppContext, plan: ReconcilePlan, result: ReconcileResult) -> No
 
 def _runs_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title="Runs not in sync", title_justify="left", header_style="bold")
-    for column in ("HealthOmics run", "status", "state", "WES run", "sent"):
-        table.add_column(column, no_wrap=column != "state", overflow="fold")
+    table.add_column("HealthOmics run", no_wrap=True)
+    table.add_column("now", no_wrap=True)
+    table.add_column("state", ratio=1, overflow="fold")
+    table.add_column("archive shows sent", ratio=1, overflow="fold")
     for r in rows:
         fixed = " → ".join(f"{f['status']} {f['outcome']}" for f in r["fixes"] if f["status"])
         table.add_row(r["run_id"], r["status"] or "-", r["detail"] + (f"\n{fixed}" if fixed else ""),
-                      r["wes_run_id"] or "-", ", ".join(r["sent"]) or "-")
+                      ", ".join(r["sent"]) or "-")
     return table
 
 
