@@ -104,7 +104,7 @@ class CallbackReceiver(LocalHTTPServer):
             return self._transition(body)
 
     def _transition(self, body: dict[str, Any]) -> Scripted:
-        wes_run_id, event_id = body["wes_run_id"], body.get("event_id")
+        wes_run_id, event_id = str(body["wes_run_id"]), str(body.get("event_id"))
         ok = {"success": True, "wes_run_id": wes_run_id}
         if event_id in self._seen:
             return Scripted(200, body={**ok, "message": f"Event {event_id} already processed",

@@ -120,7 +120,7 @@ class Processor:
             return self._refuse(run_event, payload, result, delivered.http_status,
                                 f"HTTP {delivered.http_status}: {delivered.body}",
                                 answer=delivered.body, callback_url=url)
-        result.outcome = delivered.outcome
+        result.outcome = "already_processed" if delivered.outcome == "already_processed" else "delivered"
         log.info("run %s %s: %s (HTTP %s, %d attempt(s)) archived at %s", run_event.run_id,
                  run_event.status, result.outcome, delivered.http_status, delivered.attempts,
                  result.archive_uri)

@@ -236,13 +236,13 @@ class Reconciler:
             if run_id not in listed and any(r.event_time >= since for r in recs)
         )
         for run_id in orphans:
-            run = self._get_run(run_id, result)
-            if run is None:
+            found = self._get_run(run_id, result)
+            if found is None:
                 result.runs.append(RunReport(run_id, None, NOT_FOUND, "not found in HealthOmics",
                                              _wes_run_id(records[run_id]),
-                                             sent=_sent(records[run_id], refusals)))
+                                             sent=sorted(_sent(records[run_id], refusals))))
             else:
-                in_window[run_id] = RunSummary.from_api(run)
+                in_window[run_id] = RunSummary.from_api(found)
         for run in sorted(in_window.values(), key=lambda r: r.run_id):
             result.runs.append(self.compare(run, records.get(run.run_id, []), refusals, result))
         if fix:
