@@ -462,3 +462,24 @@ def test_usage_errors_exit_2_with_one_line_before_any_aws_call(args, message):
     assert result.exit_code == 2, result.output
     assert result.stderr.strip() == message
     assert result.stdout == ""
+
+
+def test_a_refused_api_key_stops_the_replay_after_the_first_refusal(archive, tmp_path):
+    for run_id in ("a", "b", "c"):
+        for i, status in enumerate(("RUNNING", "COMPLETED")):
+            archive.put(payload(run_id, status, T0 + minutes(i)))
+    report = tmp_path / "report.jsonl"
+    with CallbackReceiver(token="the-rotated-key") as rotated:
+        result = run(archive, rotated, "--concurrency", "1", "--report", str(report),
+                     *window(T0, T0 + minutes(5)))
+        assert len(rotated.requests) == 1  # not hammered: one refusal, then nothing
+
+    assert result.exit_code == 1
+    assert ("the receiver refused the API key: check OMICS_EDP_API_TOKEN / the stack's secret"
+            in " ".join(result.stderr.split()))
+    assert "5 event(s) not sent" in " ".join(result.stderr.split())
+    summary = json.loads(result.stdout)["summary"]
+    assert (summary["refused"], summary["held"], summary["failed"], summary["not_sent"]) == (1, 0, 0, 5)
+    [line] = report_lines(report)
+    assert (line["outcome"], line["http_status"]) == ("rejected", 403)
+    assert API_TOKEN not in result.stdout + result.stderr + report.read_text()
