@@ -33,3 +33,13 @@ class DeliveryError(OperationError):
         super().__init__(message)
         self.attempts = attempts
         self.http_status = http_status
+
+
+class ApiKeyRefused(DeliveryError):
+    """The receiver answered 401/403: the API key is wrong or was rotated. The fix is
+    configuration; retrying the same key cannot help, but the event must not be lost."""
+
+
+class EnrichmentError(OperationError):
+    """Reading the run from HealthOmics failed for a reason that may pass (throttling, 5xx,
+    timeout): the invocation fails so that Lambda retries it."""

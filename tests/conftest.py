@@ -76,8 +76,21 @@ def moto_server() -> Iterator[str]:
 
 @pytest.fixture
 def receiver() -> Iterator[CallbackReceiver]:
+    """The NGS360 receiver with the WES rules: a run it has not seen starts QUEUED."""
     with CallbackReceiver(token=API_TOKEN) as r:
         yield r
+
+
+# The WES run id of the sample runs' WESRunId tag.
+SAMPLE_WES_RUN_ID = "0f6f1c3e-2b6a-4f7e-9d7e-3c1b5a9e8d21"
+
+
+@pytest.fixture
+def running_receiver(receiver: CallbackReceiver) -> CallbackReceiver:
+    """The sample run is already RUNNING there: for tests about one event at a time (a run that
+    starts QUEUED refuses a lone COMPLETED; tests/test_nothing_lost.py covers that rule)."""
+    receiver.states[SAMPLE_WES_RUN_ID] = "RUNNING"
+    return receiver
 
 
 @pytest.fixture

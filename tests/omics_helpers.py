@@ -7,7 +7,7 @@ from typing import Any
 
 import boto3
 from botocore.stub import Stubber
-from conftest import API_TOKEN, fixture_json
+from conftest import API_TOKEN, SAMPLE_WES_RUN_ID, fixture_json
 
 from omics_edp_cli.omics.archive import ArchiveStore
 from omics_edp_cli.omics.config import DeliveryPolicy
@@ -17,7 +17,7 @@ from omics_edp_cli.omics.processor import Processor
 
 BUCKET = "ngs360-data-lake-test"
 PREFIX = "omics-run-events"
-WES_RUN_ID = "0f6f1c3e-2b6a-4f7e-9d7e-3c1b5a9e8d21"
+WES_RUN_ID = SAMPLE_WES_RUN_ID
 # Small budget so "receiver down" tests finish in well under a second.
 FAST = DeliveryPolicy(max_retries=3, timeout=2.0, backoff_factor=0.01, backoff_max=0.05,
                       backoff_jitter=0.0, retry_after_cap=2.0)

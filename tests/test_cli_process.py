@@ -13,7 +13,12 @@ from omics_helpers import BUCKET, archived_keys
 from typer.testing import CliRunner
 
 from omics_edp_cli.cli.app import app
-from omics_edp_cli.local.receiver import Scripted
+from omics_edp_cli.local.receiver import CallbackReceiver, Scripted
+
+
+@pytest.fixture
+def receiver(running_receiver: CallbackReceiver) -> CallbackReceiver:
+    return running_receiver
 
 runner = CliRunner()
 COMPLETED = str(FIXTURES / "omics/run-status-completed.json")

@@ -25,8 +25,11 @@ def test_demo_runs_to_completion_and_every_count_adds_up():
     # Five status events of one run: each archived once, even the two whose delivery failed.
     assert summary["archived_payloads"] == 5
     assert summary["deliveries_failed_then_replayed"] == 2
-    # The replay sends the two missed ones; the receiver de-duplicates the other three.
-    assert summary["replay"] == {"delivered": 2, "already_processed": 3, "skipped": 0, "failed": 0}
+    # COMPLETED was refused live (the receiver never saw the run RUNNING: WES refuses
+    # INITIALIZING -> COMPLETE); the replay sends the two missed ones and then COMPLETED, in
+    # order; the receiver de-duplicates the other two.
+    assert summary["replay"] == {"delivered": 3, "already_processed": 2, "skipped": 0,
+                                 "refused": 0, "held": 0, "failed": 0}
     assert summary["callbacks_accepted"] == 5
     # 45 + 12 objects at count 20, quiet 300 s, raw/* ignored: 20, 20, 5 and 12.
     assert summary["batches_emitted"] == 4

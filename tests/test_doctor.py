@@ -84,7 +84,7 @@ def test_healthy_processor_stack_passes_every_check(processor):
     assert set(checks) == {
         "stack status", "function configured", "rule enabled and targeting the function",
         "dead-letter queue empty", "no recent Lambda errors", "callback endpoint reachable",
-        "data-lake bucket encrypted",
+        "data-lake bucket encrypted", "reconcile schedule enabled", "last reconcile in sync",
     }
     assert f"{len(checks)} passed, 0 failed" in stderr
 
@@ -146,6 +146,27 @@ def test_table_output_marks_each_check_and_prints_the_fix(processor, receiver):
     assert "✓ stack status: CREATE_COMPLETE" in result.stdout
     assert "✗ callback endpoint reachable" in result.stdout
     assert "fix: check the WES service" in result.stdout
+
+
+def test_reconcile_schedule_and_last_result_are_checked(processor):
+    code, checks, _ = doctor(processor.stack)
+    assert checks["reconcile schedule enabled"]["ok"] and "rate(1 hour)" in checks[
+        "reconcile schedule enabled"]["detail"]
+    assert "no reconcile has run yet" in checks["last reconcile in sync"]["detail"]
+    last = {"finished_at": "2026-01-23T00:00:00Z", "ok": False, "attention": [{"run_id": "1"}],
+            "summary": {"runs": 12, "fixed": 0}}
+    processor.aws.client("s3").put_object(Bucket=processor.bucket, Key="omics-run-events/"
+                                          "reconcile/last.json", Body=json.dumps(last).encode())
+    rule = processor.outputs["ReconcileRuleName"]
+    processor.aws.client("events").disable_rule(Name=rule)
+
+    code, checks, _ = doctor(processor.stack)
+
+    assert code == 1
+    assert failed(checks) == ["reconcile schedule enabled", "last reconcile in sync"]
+    assert checks["reconcile schedule enabled"]["fix"] == f"aws events enable-rule --name {rule}"
+    assert checks["last reconcile in sync"]["detail"] == (
+        "2026-01-23T00:00:00Z: 12 run(s), 1 need attention, 0 fixed")
 
 
 def test_unknown_stack_is_a_configuration_error(aws):

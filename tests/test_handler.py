@@ -17,9 +17,14 @@ from conftest import API_TOKEN
 from moto import mock_aws
 from omics_helpers import BUCKET, WES_RUN_ID, archived_keys, sample_event
 
-from omics_edp_cli.errors import DeliveryError
-from omics_edp_cli.local.receiver import Scripted
+from omics_edp_cli.errors import ApiKeyRefused, DeliveryError
+from omics_edp_cli.local.receiver import CallbackReceiver, Scripted
 from omics_edp_cli.omics import handler
+
+
+@pytest.fixture
+def receiver(running_receiver: CallbackReceiver) -> CallbackReceiver:
+    return running_receiver
 
 SECRET = "ngs360/omics-processor"
 
@@ -99,7 +104,8 @@ def test_verbose_logging_never_shows_the_token(lambda_env, receiver, monkeypatch
         handler.lambda_handler(sample_event("running"), None)
         # A receiver that echoes the key back in an error body must not leak it either.
         receiver.script(Scripted(403, body={"detail": f"bad key {API_TOKEN}"}))
-        handler.lambda_handler(sample_event("completed"), None)
+        with pytest.raises(ApiKeyRefused) as refused:
+            handler.lambda_handler(sample_event("completed"), None)
         receiver.down = True
         again = sample_event("stopping")
         with pytest.raises(DeliveryError) as failure:
@@ -110,7 +116,7 @@ def test_verbose_logging_never_shows_the_token(lambda_env, receiver, monkeypatch
     assert "received event" in logged  # verbose really was on
     assert "HTTP 403" in logged
     assert API_TOKEN not in logged
-    assert API_TOKEN not in str(failure.value)
+    assert API_TOKEN not in str(failure.value) + str(refused.value)
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 from conftest import API_TOKEN
 from moto import mock_aws
 from omics_helpers import (
@@ -23,8 +24,8 @@ from omics_helpers import (
     stub_omics,
 )
 
-from omics_edp_cli.errors import ArchiveError, DeliveryError
-from omics_edp_cli.local.receiver import Scripted
+from omics_edp_cli.errors import ArchiveError, DeliveryError, EnrichmentError
+from omics_edp_cli.local.receiver import CallbackReceiver, Scripted
 from omics_edp_cli.omics.archive import ARCHIVE_NAMESPACE, ArchiveStore, Encryption, archive_key
 from omics_edp_cli.omics.config import CALLBACK_PATH
 from omics_edp_cli.omics.delivery import CallbackClient
@@ -38,6 +39,11 @@ def s3() -> Any:
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket=BUCKET)
         yield client
+
+
+@pytest.fixture
+def receiver(running_receiver: CallbackReceiver) -> CallbackReceiver:
+    return running_receiver
 
 
 def read_json(s3: Any, key: str) -> Any:
@@ -226,17 +232,26 @@ def test_no_wes_run_id_tag_is_archived_not_delivered_and_skipped(s3, receiver):
     assert "wes_run_id" not in read_json(s3, key)
 
 
-def test_get_run_failure_is_not_fatal(s3, receiver):
+def test_get_run_failure_fails_before_anything_is_archived_or_sent(s3, receiver):
     event = sample_event("running")
     omics = boto3.client("omics", region_name="us-east-1")
-    from botocore.stub import Stubber
-
     stubber = Stubber(omics)
     stubber.add_client_error("get_run", "AccessDeniedException", "no", 403)
     stubber.activate()
+    with pytest.raises(EnrichmentError, match=r"GetRun 8567247 failed.*AccessDenied"):
+        make_processor(s3, omics, receiver.url).process(event)
+    assert archived_keys(s3) == [] and receiver.requests == []
+
+
+def test_a_run_not_found_is_archived_and_skipped(s3, receiver):
+    event = sample_event("running")
+    omics = boto3.client("omics", region_name="us-east-1")
+    stubber = Stubber(omics)
+    stubber.add_client_error("get_run", "ResourceNotFoundException", "gone", 404)
+    stubber.activate()
     result = make_processor(s3, omics, receiver.url).process(event)
-    assert result.outcome == "skipped" and any("GetRun failed" in w for w in result.warnings)
-    assert len(archived_keys(s3)) == 1
+    assert result.outcome == "skipped" and "not found in HealthOmics" in " ".join(result.warnings)
+    assert len(archived_keys(s3)) == 1 and receiver.requests == []
 
 
 def test_same_event_twice_gives_exactly_one_archive_object(s3, receiver):
@@ -287,7 +302,11 @@ def test_400_is_reported_with_body_not_retried_no_exception(s3, receiver):
     assert result.http_status == 400
     assert "Invalid state transition" in (result.reason or "")
     assert len(receiver.requests) == 1
-    assert len(archived_keys(s3)) == 1
+    _payload_key, refusal_key = archived_keys(s3)  # the payload, and its refusal record
+    assert refusal_key.startswith(f"{PREFIX}/refused/event_")
+    record = read_json(s3, refusal_key)
+    assert (record["http_status"], record["payload"]["status"]) == (400, "RUNNING")
+    assert "Invalid state transition" in record["receiver_answer"]
 
 
 def test_receiver_down_beyond_budget_fails_after_archiving(s3, closed_url):

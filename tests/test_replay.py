@@ -86,7 +86,8 @@ def test_window_is_inclusive_at_both_ends_to_the_second(archive, receiver):
 
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["summary"] == {"delivered": 3, "already_processed": 0, "skipped": 0, "failed": 0}
+    assert data["summary"] == {"delivered": 3, "already_processed": 0, "skipped": 0, "refused": 0, "held": 0,
+        "failed": 0}
     assert sorted(b["omics_run_id"] for b in receiver.accepted) == ["in-0", "in-1", "in-2"]
     assert data["window"] == "2026-11-23T01:00:00Z .. 2026-11-23T02:00:00Z"
 
@@ -155,7 +156,7 @@ def test_a_seed_object_archived_late_still_goes_before_later_events_of_its_run(a
 
 
 def test_429_with_retry_after_and_500s_are_retried(archive, receiver, tmp_path):
-    archive.put(payload("retried", "COMPLETED", T0))
+    archive.put(payload("retried", "RUNNING", T0))
     receiver.script(Scripted(429, headers={"Retry-After": "1"}), 500, 500)
     report = tmp_path / "report.jsonl"
 
@@ -179,7 +180,7 @@ def test_400_is_not_retried_and_is_reported_with_exit_1(archive, receiver, tmp_p
 
     assert result.exit_code == 1
     assert len(receiver.requests) == 1
-    assert "│ failed            │ 1      │" in result.stdout
+    assert "│ refused           │ 1      │" in result.stdout
     assert "│ rejected │ illegal" in result.stdout
     assert "│ 400 (1 tries) │" in result.stdout and "HTTP 400: {\"detail\": \"Invalid" in result.stdout
     (line,) = report_lines(report)
@@ -200,7 +201,8 @@ def test_a_run_whose_event_keeps_failing_holds_back_its_later_events(archive, re
     assert {r.body["status"] for r in receiver.requests} == {"RUNNING"}
     outcomes = [(line["status"], line["outcome"], line["attempts"]) for line in report_lines(report)]
     assert outcomes == [("RUNNING", "failed", 4), ("STOPPING", "held", 0), ("COMPLETED", "held", 0)]
-    assert json.loads(result.stdout)["summary"]["failed"] == 3
+    summary = json.loads(result.stdout)["summary"]
+    assert (summary["failed"], summary["held"], summary["refused"]) == (1, 2, 0)
 
 
 def test_resume_sends_nothing_twice(archive, receiver, tmp_path):
@@ -221,8 +223,8 @@ def test_resume_sends_nothing_twice(archive, receiver, tmp_path):
 
     assert second.exit_code == 0, second.output
     assert json.loads(second.stdout)["summary"] == {
-        "delivered": 2, "already_processed": 0, "skipped": 0, "failed": 0,
-        "already_delivered_before": 4,
+        "delivered": 2, "already_processed": 0, "skipped": 0, "refused": 0, "held": 0,
+        "failed": 0, "already_delivered_before": 4,
     }
     resent = [r.body for r in receiver.requests[sent_before:]]
     assert [(b["omics_run_id"], b["status"]) for b in resent] == [("a", "RUNNING"), ("a", "COMPLETED")]
@@ -245,14 +247,16 @@ def test_replaying_a_window_again_without_resume_reports_every_event_already_pro
     first = run(archive, receiver, *args)
     assert first.exit_code == 0, first.output
     assert json.loads(first.stdout)["summary"] == {
-        "delivered": 6, "already_processed": 0, "skipped": 0, "failed": 0}
+        "delivered": 6, "already_processed": 0, "skipped": 0, "refused": 0, "held": 0,
+        "failed": 0}
 
     report = tmp_path / "again.jsonl"
     second = run(archive, receiver, "--report", str(report), *args)
 
     assert second.exit_code == 0, second.output
     assert json.loads(second.stdout)["summary"] == {
-        "delivered": 0, "already_processed": 6, "skipped": 0, "failed": 0}
+        "delivered": 0, "already_processed": 6, "skipped": 0, "refused": 0, "held": 0,
+        "failed": 0}
     # Sent again (no --resume): the receiver recognised each event_id and changed nothing.
     assert len(receiver.requests) == 12 and len(receiver.accepted) == 6
     assert [(line["outcome"], line["http_status"]) for line in report_lines(report)] == [
@@ -337,7 +341,8 @@ def test_objects_that_are_not_json_or_not_payloads_are_reported_and_the_rest_del
 
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["summary"] == {"delivered": 3, "already_processed": 0, "skipped": 4, "failed": 0}
+    assert data["summary"] == {"delivered": 3, "already_processed": 0, "skipped": 4, "refused": 0, "held": 0,
+        "failed": 0}
     problems = {p["key"]: p for p in data["problems"]}
     assert set(problems) == {bad_json, a_list, no_fields}
     assert problems[bad_json]["error"].startswith("not JSON: ")
@@ -383,6 +388,8 @@ def test_filters_by_status_run_id_and_wes_run_id(archive, receiver):
         for i, status in enumerate(("RUNNING", "COMPLETED")):
             archive.put(payload(run_id, status, T0 + minutes(i)))
     wes_r3 = payload("r3", "RUNNING", T0)["wes_run_id"]
+    for run_id in ("r1", "r2"):  # their RUNNING reached the receiver earlier (WES: QUEUED ↛ COMPLETE)
+        receiver.states[payload(run_id, "RUNNING", T0)["wes_run_id"]] = "RUNNING"
 
     result = run(archive, receiver, "--status", "completed", "--run-id", "r1,r2",
                  *window(T0, T0 + minutes(5)))
@@ -402,7 +409,7 @@ def test_stack_supplies_bucket_prefix_api_server_and_token_which_is_never_printe
     monkeypatch.delenv("OMICS_EDP_API_TOKEN")
     secret_arn = boto3.client("secretsmanager").create_secret(
         Name=f"replay-{uuid.uuid4().hex[:8]}", SecretString=json.dumps({"AUTH_TOKEN": API_TOKEN}))["ARN"]
-    archive.put(payload("from-stack", "COMPLETED", T0), key=None)
+    archive.put(payload("from-stack", "RUNNING", T0), key=None)
     with CallbackReceiver(token=API_TOKEN) as receiver:
         stack = processor_stack(archive.bucket, PREFIX, receiver.url, secret_arn)
         report = tmp_path / "report.jsonl"
@@ -455,3 +462,24 @@ def test_usage_errors_exit_2_with_one_line_before_any_aws_call(args, message):
     assert result.exit_code == 2, result.output
     assert result.stderr.strip() == message
     assert result.stdout == ""
+
+
+def test_a_refused_api_key_stops_the_replay_after_the_first_refusal(archive, tmp_path):
+    for run_id in ("a", "b", "c"):
+        for i, status in enumerate(("RUNNING", "COMPLETED")):
+            archive.put(payload(run_id, status, T0 + minutes(i)))
+    report = tmp_path / "report.jsonl"
+    with CallbackReceiver(token="the-rotated-key") as rotated:
+        result = run(archive, rotated, "--concurrency", "1", "--report", str(report),
+                     *window(T0, T0 + minutes(5)))
+        assert len(rotated.requests) == 1  # not hammered: one refusal, then nothing
+
+    assert result.exit_code == 1
+    assert ("the receiver refused the API key: check OMICS_EDP_API_TOKEN / the stack's secret"
+            in " ".join(result.stderr.split()))
+    assert "5 event(s) not sent" in " ".join(result.stderr.split())
+    summary = json.loads(result.stdout)["summary"]
+    assert (summary["refused"], summary["held"], summary["failed"], summary["not_sent"]) == (1, 0, 0, 5)
+    [line] = report_lines(report)
+    assert (line["outcome"], line["http_status"]) == ("rejected", 403)
+    assert API_TOKEN not in result.stdout + result.stderr + report.read_text()

@@ -17,6 +17,7 @@ from omics_edp_cli.cli import (
     package,
     package_batch,
     process,
+    reconcile,
     replay,
     simulate,
 )
@@ -89,7 +90,8 @@ def root(
     ctx.obj = obj
 
 
-for module in (process, deploy, package, package_batch, replay, simulate, batches, dlq, doctor, demo):
+for module in (process, deploy, package, package_batch, replay, reconcile, simulate, batches, dlq, doctor,
+               demo):
     module.register(app)
 
 

@@ -23,6 +23,7 @@ from rich.text import Text
 from omics_edp_cli.cli.context import AppContext, OutputFormat, app_context
 from omics_edp_cli.cli.errors import ExitCode
 from omics_edp_cli.cli.render import render_record, render_rows
+from omics_edp_cli.ops.replay.delivery import KEY_REFUSED
 from omics_edp_cli.ops.replay.execute import ReplayResult, replay
 from omics_edp_cli.ops.replay.plan import DEFAULT_CONCURRENCY, ReplayOptions, plan_replay
 
@@ -145,6 +146,11 @@ def replay_command(
         _render_dry_run(app, result)
         return
     _render_result(app, result)
+    if result.key_refused:
+        hint = f"; after the fix, run again with --resume {plan.report}" if plan.report else ""
+        app.err.print(f"[red]Error:[/] {KEY_REFUSED}: stopped after the first refusal, "
+                      f"{result.not_sent} event(s) not sent{hint}")
+        raise typer.Exit(ExitCode.FAILED)
     if result.interrupted:
         hint = f": run again with --resume {plan.report}" if plan.report else ""
         app.err.print(f"[yellow]Interrupted:[/] {result.not_sent} event(s) not sent{hint}")

@@ -25,6 +25,8 @@ ARCHIVE_NAMESPACE = uuid.UUID("0b6f5c1e-7a4d-5f0e-9c1b-6e2d4a8f3b71")
 KEY_TIME_FORMAT = "%Y%m%d_%H%M%S"
 KEY_RE = re.compile(r"(?:^|/)event_(\d{8}_\d{6})_([0-9a-fA-F-]{36})\.json$")
 REJECTED_DIR = "rejected"
+# Payloads the receiver will never accept as they are (and callback_url tags not allowed).
+REFUSED_DIR = "refused"
 
 
 def archive_key(prefix: str, event_time: datetime, event_id: str) -> str:
@@ -50,6 +52,11 @@ def rejected_key(prefix: str, raw: Any, now: datetime) -> str:
     digest = hashlib.sha256(_canonical(raw).encode()).hexdigest()[:32]
     stamp = now.astimezone(UTC).strftime("%Y%m%d")
     return f"{_prefix(prefix)}{REJECTED_DIR}/{stamp}/rejected_{digest}.json"
+
+
+def refused_key(prefix: str, event_time: datetime, event_id: str) -> str:
+    """Like `archive_key`, under `refused/`: one record per event, sorted by event time."""
+    return archive_key(f"{_prefix(prefix)}{REFUSED_DIR}", event_time, event_id)
 
 
 def _prefix(prefix: str) -> str:
@@ -102,6 +109,21 @@ class ArchiveStore:
         except (BotoCoreError, ClientError) as e:
             raise ArchiveError(f"reading s3://{self.bucket}/{key} failed: {e}") from e
         return json.loads(body)
+
+    def get_json_if_exists(self, key: str) -> Any:
+        """The object as JSON, None when there is none (or it is not JSON); `ArchiveError` else."""
+        try:
+            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+                return None
+            raise ArchiveError(f"reading s3://{self.bucket}/{key} failed: {e}") from e
+        except BotoCoreError as e:
+            raise ArchiveError(f"reading s3://{self.bucket}/{key} failed: {e}") from e
+        try:
+            return json.loads(body)
+        except ValueError:
+            return None
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"

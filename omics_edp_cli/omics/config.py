@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from omics_edp_cli.errors import ConfigError
 
@@ -20,10 +21,29 @@ ARCHIVE_KMS_KEY_ID = "ARCHIVE_KMS_KEY_ID"
 CALLBACK_MAX_RETRIES = "CALLBACK_MAX_RETRIES"
 CALLBACK_TIMEOUT = "CALLBACK_TIMEOUT"
 CALLBACK_BACKOFF = "CALLBACK_BACKOFF"
+# Origins a run's `callback_url` tag may point at (comma-separated; default: API_SERVER's).
+ALLOWED_CALLBACK_ORIGINS = "ALLOWED_CALLBACK_ORIGINS"
+# The stack name, the dimension of the processor's CloudWatch metrics.
+STACK_NAME = "STACK_NAME"
+# How far back the scheduled reconcile looks.
+RECONCILE_LOOKBACK_HOURS = "RECONCILE_LOOKBACK_HOURS"
 
 DEFAULT_S3_PREFIX = "omics-run-events"
 CALLBACK_PATH = "/internal/callbacks/omics-state-change"
 HEALTH_PATH = "/internal/callbacks/health"
+METRICS_NAMESPACE = "OmicsEdp/Processor"
+DEFAULT_RECONCILE_LOOKBACK_HOURS = 6.0
+
+
+def url_origin(url: str) -> str:
+    """`https://Host:443/x` → `https://host`: scheme and host lower-cased, default port dropped."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    port = parts.port
+    if port is None or (scheme, port) in {("https", 443), ("http", 80)}:
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
 
 
 @dataclass(frozen=True)
@@ -64,6 +84,12 @@ class ProcessorSettings:
     verbose: bool = False
     kms_key_id: str | None = None
     delivery: DeliveryPolicy = DeliveryPolicy()
+    allowed_callback_origins: frozenset[str] = field(default_factory=frozenset)
+    stack_name: str = ""
+
+    def callback_origins(self) -> frozenset[str]:
+        """The allow-list for `callback_url` tags; empty means only API_SERVER's origin."""
+        return self.allowed_callback_origins or frozenset({url_origin(self.api_server)})
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ProcessorSettings:
@@ -80,4 +106,8 @@ class ProcessorSettings:
             verbose=env.get(VERBOSE_LOGGING, "false").strip().lower() in {"true", "1", "yes"},
             kms_key_id=env.get(ARCHIVE_KMS_KEY_ID) or None,
             delivery=DeliveryPolicy.from_env(env),
+            allowed_callback_origins=frozenset(
+                url_origin(o) for o in env.get(ALLOWED_CALLBACK_ORIGINS, "").split(",") if o.strip()
+            ),
+            stack_name=env.get(STACK_NAME, "").strip(),
         )

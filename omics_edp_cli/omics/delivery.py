@@ -18,7 +18,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from omics_edp_cli.errors import DeliveryError
+from omics_edp_cli.errors import ApiKeyRefused, DeliveryError
 from omics_edp_cli.omics.config import CALLBACK_PATH, DeliveryPolicy
 from omics_edp_cli.omics.secrets import Redactor
 
@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 # Every 5xx is the server's trouble, not the payload's: retried like 408 and 429.
 TRANSIENT_STATUSES = frozenset({408, 429, *range(500, 600)})
 AUTH_HEADER = "X-Internal-API-Key"
+# 401/403: the key is wrong or was rotated. Failing is right (the event waits in the DLQ until
+# the key is fixed), retrying the same key right away is not.
+AUTH_STATUSES = frozenset({401, 403})
+# Fields the archive record carries for operators and `reconcile`, never sent to the receiver.
+ARCHIVE_ONLY_FIELDS = frozenset({"enrichment_gaps"})
 _BODY_LIMIT = 2000
 
 Outcome = Literal["delivered", "already_processed", "rejected"]
@@ -131,20 +136,25 @@ class CallbackClient:
         self._redact = Redactor(token)
         self.session = session or make_session(self.policy)
 
-    def deliver(self, payload: dict[str, Any]) -> DeliveryResult:
-        """Deliver once (with retries). Raises `DeliveryError` when transient failures persist."""
+    def deliver(self, payload: dict[str, Any], url: str | None = None) -> DeliveryResult:
+        """Deliver once (with retries) to `url` (default: the API server's callback).
+
+        Raises `DeliveryError` when transient failures persist and `ApiKeyRefused` on 401/403.
+        """
+        url = url or self.url
+        payload = {k: v for k, v in payload.items() if k not in ARCHIVE_ONLY_FIELDS}
         headers = {"Content-Type": "application/json"}
         if self._token:
             headers[AUTH_HEADER] = self._token
         timeout = (min(3.05, self.policy.timeout), self.policy.timeout)
         try:
             response = self.session.post(
-                self.url, data=json.dumps(payload), headers=headers, timeout=timeout
+                url, data=json.dumps(payload), headers=headers, timeout=timeout
             )
         except requests.RequestException as e:
             attempts = self.policy.max_retries + 1
             raise DeliveryError(
-                f"callback to {self.url} failed after {attempts} attempts: "
+                f"callback to {url} failed after {attempts} attempts: "
                 f"{self._redact(_short_error(e))}",
                 attempts=attempts,
             ) from None
@@ -153,10 +163,16 @@ class CallbackClient:
         status = response.status_code
         if status in TRANSIENT_STATUSES:
             raise DeliveryError(
-                f"callback to {self.url} still failing after {attempts} attempts: "
+                f"callback to {url} still failing after {attempts} attempts: "
                 f"HTTP {status} {body[:200]}",
                 attempts=attempts,
                 http_status=status,
+            )
+        if status in AUTH_STATUSES:
+            log.error("callback refused the API key: HTTP %s %s", status, body[:200])
+            raise ApiKeyRefused(
+                f"the receiver refused the API key (HTTP {status} from {url})",
+                attempts=attempts, http_status=status,
             )
         if 200 <= status < 300:
             outcome: Outcome = "already_processed" if _already_processed(response) else "delivered"

@@ -9,15 +9,17 @@ import logging
 from typing import Any
 
 from omics_edp_cli.aws import ClientFactory
-from omics_edp_cli.errors import OperationError
+from omics_edp_cli.errors import ApiKeyRefused, OperationError
 from omics_edp_cli.omics.archive import ArchiveStore, Encryption
 from omics_edp_cli.omics.config import ProcessorSettings
 from omics_edp_cli.omics.delivery import CallbackClient
+from omics_edp_cli.omics.metrics import MetricsLogger
 from omics_edp_cli.omics.processor import Processor
 from omics_edp_cli.omics.secrets import RedactingFilter, Redactor, resolve_token
 
 log = logging.getLogger(__name__)
 _processor: Processor | None = None
+_metrics: MetricsLogger | None = None
 _redactor = Redactor()
 
 
@@ -43,25 +45,43 @@ def build_processor(settings: ProcessorSettings, clients: ClientFactory | None =
         clients.client("s3"), settings.bucket, settings.prefix, Encryption(settings.kms_key_id)
     )
     callback = CallbackClient(settings.api_server, token, settings.delivery)
-    return Processor(archive, clients.client("omics"), callback)
+    return Processor(archive, clients.client("omics"), callback,
+                     allowed_origins=settings.callback_origins())
+
+
+def warm(clients: ClientFactory | None = None) -> Processor:
+    """Build the processor and metrics once per container (tests pass prepared clients)."""
+    global _processor, _metrics
+    if _processor is None:
+        settings = ProcessorSettings.from_env()
+        _processor = build_processor(settings, clients)
+        _metrics = MetricsLogger(settings.stack_name)
+    return _processor
 
 
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
-    global _processor
-    if _processor is None:
-        _processor = build_processor(ProcessorSettings.from_env())
+    processor = warm()
+    metrics = _metrics or MetricsLogger("")
     log.debug("received event: %s", event)
     try:
-        result = _processor.process(event)
+        result = processor.process(event)
+    except ApiKeyRefused as e:
+        metrics.outcome("failed", reason="api_key_refused")
+        log.error("%s: fix the stack's API key (omics-edp deploy), then omics-edp dlq redrive; "
+                  "the event fails and waits in the dead-letter queue", e)
+        raise
     except OperationError as e:
-        # A transient delivery failure or an archive failure fails the invocation: Lambda
+        # A transient enrichment, delivery or archive failure fails the invocation: Lambda
         # retries the event and finally sends it to the dead-letter queue.
+        metrics.outcome("failed", reason=type(e).__name__)
         log.error("invocation failed, Lambda will retry: %s", e)
         raise
+    metrics.outcome(result.outcome)
     return {"statusCode": 200 if result.ok else 400, **result.as_dict()}
 
 
 def reset() -> None:
     """Forget the warm-start processor (tests change the environment between invocations)."""
-    global _processor
+    global _processor, _metrics
     _processor = None
+    _metrics = None

@@ -10,10 +10,14 @@ from typing import Any, Literal
 
 from omics_edp_cli.omics import archive as archive_keys
 from omics_edp_cli.omics.archive import ArchiveStore
+from omics_edp_cli.omics.config import url_origin
 from omics_edp_cli.omics.delivery import CallbackClient
 from omics_edp_cli.omics.enrich import Enrichment, enrich
-from omics_edp_cli.omics.event import InvalidEvent, flatten, validate
+from omics_edp_cli.omics.event import InvalidEvent, RunStatusEvent, flatten, validate
 from omics_edp_cli.omics.payload import build_payload, undeliverable_reason
+from omics_edp_cli.timefmt import iso_z
+
+GAPS_FIELD = "enrichment_gaps"
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +39,7 @@ class ProcessResult:
     attempts: int = 0
     reason: str | None = None
     warnings: list[str] = field(default_factory=list)
+    refusal_uri: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -45,7 +50,11 @@ class ProcessResult:
 
 
 class Processor:
-    """Runs one event through the pipeline. Clients are passed in; nothing here reads the env."""
+    """Runs one event through the pipeline. Clients are passed in; nothing here reads the env.
+
+    `allowed_origins` are the origins a run's `callback_url` tag may name (default: the
+    callback client's own origin); any other is refused, so a tag never gets the API key.
+    """
 
     def __init__(
         self,
@@ -53,11 +62,15 @@ class Processor:
         omics: Any,
         callback: CallbackClient | None,
         clock: Callable[[], datetime] = utc_now,
+        allowed_origins: frozenset[str] | None = None,
     ):
         self.archive = archive
         self.omics = omics
         self.callback = callback
         self.clock = clock
+        if allowed_origins is None:
+            allowed_origins = frozenset({url_origin(callback.url)}) if callback else frozenset()
+        self.allowed_origins = allowed_origins
 
     def process(self, event: Any, *, dry_run: bool = False, enrich_run: bool = True) -> ProcessResult:
         try:
@@ -67,8 +80,11 @@ class Processor:
 
         flat = flatten(run_event.raw)
         log.debug("flattened event: %s", flat)
+        # EnrichmentError (GetRun throttled, 5xx, timeout) propagates: Lambda retries.
         enrichment = enrich(run_event, self.omics, self.archive.s3) if enrich_run else Enrichment()
         payload = build_payload(run_event, enrichment)
+        if enrichment.gaps:
+            payload[GAPS_FIELD] = sorted(set(enrichment.gaps))
         key = archive_keys.archive_key(self.archive.prefix, run_event.event_time, run_event.event_id)
         result = ProcessResult(
             "planned",
@@ -82,7 +98,9 @@ class Processor:
             return result
 
         # Archive first: if delivery then fails, the payload is already safe for replay.
-        self.archive.put_json(key, payload)
+        payload = self._archive(key, payload)
+        result.payload = payload
+        skip_reason = undeliverable_reason(payload)
         if skip_reason:
             log.info("run %s %s: archived, not delivered (%s)", run_event.run_id,
                      run_event.status, skip_reason)
@@ -90,16 +108,63 @@ class Processor:
             return result
         if self.callback is None:
             raise ValueError("a CallbackClient is required unless dry_run is set")
-        delivered = self.callback.deliver(payload)  # DeliveryError propagates: Lambda retries
+        url = enrichment.callback_url
+        if url and url_origin(url) not in self.allowed_origins:
+            reason = (f"callback_url tag origin {url_origin(url)} is not an allowed callback "
+                      "origin (AllowedCallbackOrigins): not sent")
+            return self._refuse(run_event, payload, result, None, reason, callback_url=url)
+        # DeliveryError (and ApiKeyRefused on 401/403) propagates: Lambda retries, then the DLQ.
+        delivered = self.callback.deliver(payload, url)
         result.http_status, result.attempts = delivered.http_status, delivered.attempts
-        if delivered.ok:
-            result.outcome = delivered.outcome
-        else:
-            result.outcome = "refused"
-            result.reason = f"HTTP {delivered.http_status}: {delivered.body}"
+        if not delivered.ok:
+            return self._refuse(run_event, payload, result, delivered.http_status,
+                                f"HTTP {delivered.http_status}: {delivered.body}",
+                                answer=delivered.body, callback_url=url)
+        result.outcome = "already_processed" if delivered.outcome == "already_processed" else "delivered"
         log.info("run %s %s: %s (HTTP %s, %d attempt(s)) archived at %s", run_event.run_id,
                  run_event.status, result.outcome, delivered.http_status, delivered.attempts,
                  result.archive_uri)
+        return result
+
+    def _archive(self, key: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Write `payload`, unless the object already there is better: then keep and return it.
+
+        Better = it has a `wes_run_id` and this one has none, or it has no enrichment gaps and
+        this one has some. Re-processing an event can then never make its archive worse.
+        """
+        if payload.get("wes_run_id") and not payload.get(GAPS_FIELD):
+            self.archive.put_json(key, payload)
+            return payload
+        existing = self.archive.get_json_if_exists(key)
+        if isinstance(existing, dict) and _better(existing, payload):
+            log.warning("kept the better archive record at %s (it has %s)", self.archive.uri(key),
+                        "a wes_run_id" if existing.get("wes_run_id") else "no enrichment gaps")
+            return existing
+        self.archive.put_json(key, payload)
+        return payload
+
+    def _refuse(self, event: RunStatusEvent, payload: dict[str, Any], result: ProcessResult,
+                status: int | None, reason: str, answer: str | None = None,
+                callback_url: str | None = None) -> ProcessResult:
+        """Keep a refusal record under `refused/` (not retried: the answer would not change)."""
+        key = archive_keys.refused_key(self.archive.prefix, event.event_time, event.event_id)
+        record = {
+            "refused_at": iso_z(self.clock()),
+            "omics_run_id": event.run_id,
+            "status": event.status,
+            "event_id": event.event_id,
+            "http_status": status,
+            "reason": reason,
+            "receiver_answer": answer,
+            "callback_url": callback_url,
+            "archive_key": result.archive_uri,
+            "payload": payload,
+        }
+        self.archive.put_json(key, record)
+        result.outcome, result.reason, result.http_status = "refused", reason, status
+        result.refusal_uri = self.archive.uri(key)
+        log.error("run %s %s: refused (%s), kept at %s", event.run_id, event.status, reason,
+                  result.refusal_uri)
         return result
 
     def _reject(self, event: Any, reason: str, dry_run: bool) -> ProcessResult:
@@ -112,3 +177,10 @@ class Processor:
             )
             log.error("rejected event (%s), kept at %s", reason, result.archive_uri)
         return result
+
+
+def _better(existing: dict[str, Any], new: dict[str, Any]) -> bool:
+    if existing.get("wes_run_id") and not new.get("wes_run_id"):
+        return True
+    same_run = existing.get("wes_run_id") == new.get("wes_run_id")
+    return same_run and not existing.get(GAPS_FIELD) and bool(new.get(GAPS_FIELD))

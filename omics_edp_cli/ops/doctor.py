@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.errors import ConfigError
-from omics_edp_cli.omics.config import HEALTH_PATH
+from omics_edp_cli.omics.config import DEFAULT_S3_PREFIX, HEALTH_PATH
+from omics_edp_cli.omics.reconcile_handler import last_result_key
 from omics_edp_cli.ops.deployment import (
     DeployedStack,
     EdpStack,
@@ -81,6 +83,8 @@ class Doctor:
             self._guard("callback endpoint reachable", lambda: self._health(stack.api_server)),
             self._guard("data-lake bucket encrypted",
                         lambda: self._bucket_encrypted(stack.data_lake_bucket)),
+            self._guard("reconcile schedule enabled", lambda: self._reconcile_schedule(stack.info)),
+            self._guard("last reconcile in sync", lambda: self._last_reconcile(stack.info)),
         ]
 
     def _edp(self, stack: EdpStack) -> list[Check]:
@@ -212,6 +216,43 @@ class Doctor:
             if not result[0]:
                 return result
         return True, f"{', '.join(buckets)}: EventBridge notifications on", ""
+
+    # -- the scheduled reconcile (issue 11) ----------------------------------------------------
+
+    def _reconcile_schedule(self, stack: StackInfo) -> tuple[bool, str, str]:
+        schedule = stack.parameters.get("ReconcileSchedule")
+        redeploy = f"omics-edp deploy processor --stack-name {stack.name} (ReconcileSchedule=rate(1 hour))"
+        if schedule is None:
+            return False, "stack deployed before the scheduled reconcile existed", redeploy
+        if schedule == "disabled":
+            return False, "ReconcileSchedule is disabled: lost events are only found by hand", redeploy
+        rule = stack.outputs.get("ReconcileRuleName") or stack.resource("ReconcileRule")
+        if not rule:
+            return False, "no reconcile rule in the stack", redeploy
+        state = self.clients.client("events").describe_rule(Name=rule).get("State")
+        if state != "ENABLED":
+            return False, f"rule {rule} is {state}", f"aws events enable-rule --name {rule}"
+        return True, f"rule {rule} enabled, {schedule}", ""
+
+    def _last_reconcile(self, stack: StackInfo) -> tuple[bool, str, str]:
+        bucket = stack.parameters.get("DataLakeBucket", "")
+        prefix = (stack.parameters.get("BucketPrefix") or DEFAULT_S3_PREFIX).strip("/")
+        key = last_result_key(prefix)
+        try:
+            body = self.clients.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") not in {"NoSuchKey", "404"}:
+                raise
+            return True, f"no reconcile has run yet (s3://{bucket}/{key})", ""
+        try:
+            last = json.loads(body)
+            summary = last["summary"]
+        except (ValueError, KeyError, TypeError):
+            return False, f"s3://{bucket}/{key} is not a reconcile result", "wait for the next run"
+        detail = (f"{last.get('finished_at', '?')}: {summary.get('runs', 0)} run(s), "
+                  f"{len(last.get('attention') or [])} need attention, {summary.get('fixed', 0)} fixed")
+        fix = f"omics-edp reconcile --stack {stack.name} --since 24h (then --fix)"
+        return bool(last.get("ok")), detail, fix
 
     def _bucket_eventbridge(self, bucket: str) -> tuple[bool, str, str]:
         config = self.clients.client("s3").get_bucket_notification_configuration(Bucket=bucket)

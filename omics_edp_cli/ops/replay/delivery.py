@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from omics_edp_cli.errors import DeliveryError
+from omics_edp_cli.errors import ApiKeyRefused, DeliveryError
 from omics_edp_cli.omics.config import DeliveryPolicy
 from omics_edp_cli.omics.delivery import CallbackClient
 from omics_edp_cli.omics.payload import undeliverable_reason
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from omics_edp_cli.ops.replay.plan import ReplayPlan, ReplayProgress
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+KEY_REFUSED = "the receiver refused the API key: check OMICS_EDP_API_TOKEN / the stack's secret"
 
 
 @dataclass
@@ -60,6 +61,8 @@ class RunDeliverer:
         # One limiter shared by every worker: `--rate` is for the whole replay, not per run.
         self.limiter = limiter or RateLimiter(plan.rate, sleep=stop.wait)
         self.outcomes: list[EventOutcome] = []
+        # Set on the first 401/403: every later send would be refused the same way.
+        self.key_refused = False
         self.pool = ThreadPoolExecutor(max_workers=plan.concurrency, thread_name_prefix="replay")
         self.futures: list[Future[None]] = []
         self._runs: dict[str, _Run] = defaultdict(_Run)
@@ -131,6 +134,11 @@ class RunDeliverer:
         assert event.payload is not None
         try:
             result = self._client().deliver(event.payload)
+        except ApiKeyRefused as e:
+            self.key_refused = True
+            self.stop.set()  # no new request starts; the rest is reported as not sent
+            return event.outcome(REJECTED, http_status=e.http_status, attempts=e.attempts or 0,
+                                 error=f"{KEY_REFUSED} (HTTP {e.http_status})")
         except DeliveryError as e:
             return event.outcome(FAILED, http_status=e.http_status, attempts=e.attempts or 0, error=str(e))
         error = None if result.ok else f"HTTP {result.http_status}: {result.body[:500]}"

@@ -34,8 +34,11 @@ from omics_edp_cli.ops.replay.read import READ_THREADS, ArchivedEvent, ArchiveRe
 from omics_edp_cli.ops.replay.report import (
     ALREADY_PROCESSED,
     DELIVERED,
+    FAILED,
     FAILURE_OUTCOMES,
+    HELD,
     INVALID,
+    REJECTED,
     SKIPPED,
     EventOutcome,
     ReportWriter,
@@ -108,6 +111,7 @@ class ReplayResult:
     selection: Selection
     outcomes: list[EventOutcome] = field(default_factory=list)
     interrupted: bool = False
+    key_refused: bool = False  # stopped at the first 401/403: the rest was not sent
     elapsed: float = 0.0
 
     def counts(self) -> dict[str, int]:
@@ -129,18 +133,21 @@ class ReplayResult:
 
     @property
     def ok(self) -> bool:
-        return not self.failures and not self.interrupted
+        return not self.failures and not self.interrupted and not self.key_refused
 
     def summary(self) -> dict[str, int]:
-        """The four numbers of the issue, plus what was left out and why."""
+        """What was sent, skipped, refused (4xx), held back (an earlier event failed) and failed
+        (retries exhausted), plus what was left out and why."""
         c = self.counts()
         rows = {
             "delivered": c.get(DELIVERED, 0),
             "already_processed": c.get(ALREADY_PROCESSED, 0),
             "skipped": c.get(SKIPPED, 0) + c.get(INVALID, 0),
-            "failed": sum(c.get(o, 0) for o in FAILURE_OUTCOMES),
+            "refused": c.get(REJECTED, 0),
+            "held": c.get(HELD, 0),
+            "failed": c.get(FAILED, 0),
         }
-        if self.interrupted:
+        if self.interrupted or self.key_refused:
             rows["not_sent"] = self.not_sent
         if self.selection.resumed:
             rows["already_delivered_before"] = self.selection.resumed
@@ -209,5 +216,6 @@ def replay(
         selection.filtered_out = reader.filtered_out
         result.outcomes = deliverer.outcomes
         result.elapsed = time.monotonic() - started
-    result.interrupted = stop.is_set() and result.not_sent > 0
+    result.key_refused = deliverer.key_refused
+    result.interrupted = stop.is_set() and not result.key_refused and result.not_sent > 0
     return result

@@ -1,0 +1,1 @@
+"""`omics-edp reconcile`: HealthOmics against the archive, and the fix."""
