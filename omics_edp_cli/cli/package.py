@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from omics_edp_cli.cli.context import app_context
+from omics_edp_cli.cli.commands import Command
+from omics_edp_cli.cli.context import OutputOption, app_context
 from omics_edp_cli.cli.render import render_record
 from omics_edp_cli.ops.deploy import packaging
 
@@ -22,14 +23,15 @@ def package(
     ctx: typer.Context,
     kind: Annotated[Kind, typer.Argument(help="Which Lambda package: processor or edp.")],
     out_dir: Annotated[
-        Path, typer.Option("--out-dir", "-o", help="Folder to write the zip to.", file_okay=False)
+        Path, typer.Option("--out-dir", help="Folder to write the zip to.", file_okay=False)
     ] = Path("dist"),
+    output: OutputOption = None,
 ) -> None:
     """Build a Lambda zip: byte-identical for identical sources; prints path, size and sha256.
 
-    Example: omics-edp package processor -o dist
+    Example: omics-edp package processor --out-dir dist
     """
-    app = app_context(ctx)
+    app = app_context(ctx, output)
     built = packaging.build(kind.value)
     path = packaging.write(built, out_dir)
     render_record(app, {"path": str(path), "size": len(built.data), "sha256": built.sha256,
@@ -37,4 +39,4 @@ def package(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("package")(package)
+    app.command("package", cls=Command)(package)

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from omics_edp_cli.cli.context import OutputFormat, app_context
+from omics_edp_cli.cli.commands import Command
+from omics_edp_cli.cli.context import OutputFormat, OutputOption, app_context
 from omics_edp_cli.cli.errors import CliError, ExitCode
 from omics_edp_cli.cli.render import print_json, render_record
 from omics_edp_cli.ops.inputs import load_json_file, load_sample, sample_names
@@ -53,12 +54,13 @@ def process(
         typer.Option(help="Take bucket, prefix, API server, key and token from this deployed processor "
                      "stack (flags and environment win)."),
     ] = None,
+    output: OutputOption = None,
 ) -> None:
     """Run the processor locally on one event, exactly as the Lambda would.
 
     Example: omics-edp process --sample completed --dry-run --no-enrich
     """
-    app = app_context(ctx)
+    app = app_context(ctx, output)
     if (event_file is None) == (sample is None):
         raise CliError("give an EVENT.json file or --sample NAME (one of them)", ExitCode.USAGE)
     if sample is not None:
@@ -85,4 +87,4 @@ def process(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("process")(process)
+    app.command("process", cls=Command)(process)

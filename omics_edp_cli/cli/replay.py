@@ -20,7 +20,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from omics_edp_cli.cli.context import AppContext, OutputFormat, app_context
+from omics_edp_cli.cli.commands import Command
+from omics_edp_cli.cli.context import AppContext, OutputFormat, OutputOption, app_context
 from omics_edp_cli.cli.errors import ExitCode
 from omics_edp_cli.cli.render import render_record, render_rows
 from omics_edp_cli.ops.replay.execute import ReplayResult, replay
@@ -122,6 +123,7 @@ def replay_command(
         bool, typer.Option("--dry-run", help="Show what would be sent (count, first and last key, "
                            "per-status counts); send nothing.")
     ] = False,
+    output: OutputOption = None,
 ) -> None:
     """Re-send archived payloads to the NGS360 callback, each run's events in order.
 
@@ -130,7 +132,7 @@ def replay_command(
 
     Example: omics-edp replay --stack prod-omics --since 2026-11-23T00:55Z --until 2026-11-23T04:05Z --dry-run
     """
-    app = app_context(ctx)
+    app = app_context(ctx, output)
     options = ReplayOptions(
         since=since, until=until, stack=stack, bucket=bucket, prefix=prefix, api_server=api_server,
         statuses=_split(status), run_ids=_split(run_id), wes_run_ids=_split(wes_run_id),
@@ -200,4 +202,4 @@ def _problem_table(problems: list[dict[str, Any]]) -> Table:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("replay")(replay_command)
+    app.command("replay", cls=Command)(replay_command)

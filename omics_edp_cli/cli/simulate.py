@@ -12,7 +12,8 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from omics_edp_cli.cli.context import AppContext, OutputFormat, app_context
+from omics_edp_cli.cli.commands import Command
+from omics_edp_cli.cli.context import AppContext, OutputFormat, OutputOption, app_context
 from omics_edp_cli.cli.errors import CliError, ExitCode
 from omics_edp_cli.cli.render import render_record, render_rows, to_json
 from omics_edp_cli.edp.config import parse_seconds
@@ -110,12 +111,13 @@ def simulate_batch(
     stack: Annotated[
         str | None, typer.Option(help="Thresholds from a deployed EDP stack's parameters.")
     ] = None,
+    output: OutputOption = None,
 ) -> None:
     """Run the EDP batching engine offline and show the batches it would emit.
 
     Example: omics-edp simulate-batch --prefixes 3 --files 120 --interval 5 --count 20,50 --quiet 60,300
     """
-    app = app_context(ctx)
+    app = app_context(ctx, output)
     synthetic = {"--prefixes": prefixes, "--files": files, "--interval": interval, "--jitter": jitter,
                  "--duplicates": duplicates}
     chosen = [name for name, value in (("--events", events), ("--scenario", scenario),
@@ -322,4 +324,4 @@ def _render_comparison(app: AppContext, runs: list[Run]) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("simulate-batch")(simulate_batch)
+    app.command("simulate-batch", cls=Command)(simulate_batch)
