@@ -10,8 +10,7 @@ import typer
 from omics_edp_cli.cli.commands import Command, Group
 from omics_edp_cli.cli.context import AppContext, OutputFormat, OutputOption, app_context
 from omics_edp_cli.cli.errors import ExitCode
-from omics_edp_cli.cli.render import print_json, render_record, render_rows
-from omics_edp_cli.cli.simulate import human_seconds
+from omics_edp_cli.cli.render import human_seconds, print_json, render_record, render_rows
 from omics_edp_cli.ops.batches import (
     DEFAULT_DB,
     Target,
