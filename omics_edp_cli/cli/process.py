@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from omics_edp_cli.cli.commands import Command
-from omics_edp_cli.cli.context import OutputFormat, OutputOption, app_context
+from omics_edp_cli.cli.context import AppContext, OutputFormat, OutputOption, app_context
 from omics_edp_cli.cli.errors import CliError, ExitCode
 from omics_edp_cli.cli.render import print_json, render_record
 from omics_edp_cli.ops.inputs import load_json_file, load_sample, sample_names
@@ -70,7 +72,10 @@ def process(
     check_event(event, source)
     options = ProcessOptions(bucket=bucket, prefix=prefix, api_server=api_server, secret_id=secret_id,
                              kms_key_id=kms_key_id, stack=stack, dry_run=dry_run, enrich=enrich)
-    result = process_event(event, options, app.clients)
+    with contextlib.ExitStack() as spinner:
+        if not dry_run:  # a spinner on a terminal: the callback may be retried for a while
+            spinner.enter_context(app.err.status("archiving and sending the event…"))
+        result = process_event(event, options, app.clients, progress=_RetryLines(app))
     for warning in result.warnings:
         app.err.print(f"[yellow]warning:[/] {warning}")
     summary = result.as_dict()
@@ -84,6 +89,17 @@ def process(
             print_json(app, payload)
     if not result.ok:
         raise typer.Exit(ExitCode.FAILED)
+
+
+class _RetryLines:
+    """One stderr line per failed callback attempt that is tried again."""
+
+    def __init__(self, app: AppContext):
+        self.app = app
+
+    def retrying(self, failed_attempt: int, attempts: int, reason: str) -> None:
+        self.app.err.print(f"[yellow]callback attempt {failed_attempt} of {attempts} failed "
+                           f"({escape(reason)}); trying again[/]")
 
 
 def register(app: typer.Typer) -> None:

@@ -39,8 +39,8 @@ def enrich(event: RunStatusEvent, omics: Any, s3: Any) -> Enrichment:
         run = omics.get_run(id=event.run_id)
         result.tags = dict(run.get("tags") or {})
     except _AWS_ERRORS as e:
-        result.warnings.append(f"GetRun failed: {e}")
-    if event.status in FINISHED:
+        result.warnings.append(f"GetRun failed: {_aws_error(e)}")
+    if event.status in FINISHED and run:  # without GetRun there is no log stream (warned above)
         result.log_urls = _log_urls(event, run, omics, result.warnings)
     if event.status == "COMPLETED":
         uri = event.detail.get("runOutputUri") or run.get("runOutputUri")
@@ -49,6 +49,26 @@ def enrich(event: RunStatusEvent, omics: Any, s3: Any) -> Enrichment:
     for warning in result.warnings:
         log.warning("run %s: %s", event.run_id, warning)
     return result
+
+
+def _aws_error(error: Exception) -> str:
+    """One short line: the error code and AWS's message, never an HTML error page's body.
+
+    A proxy or a wrong endpoint answers with an HTML page, which botocore puts in the message.
+    """
+    if isinstance(error, ClientError):
+        err = error.response.get("Error", {})
+        code = str(err.get("Code") or "error")
+        message = str(err.get("Message") or "")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if "<html" in message.lower() or "<!doctype" in message.lower():
+            message = "the endpoint answered with an HTML page, not an AWS API response"
+        text = f"{code}: {message}" if message else code
+        if status and str(status) != code:
+            text += f" (HTTP {status})"
+    else:
+        text = str(error)
+    return " ".join(text.split())[:300]
 
 
 def console_log_url(region: str, log_group: str, suffix: str = "") -> str:
@@ -76,7 +96,7 @@ def _log_urls(
     try:
         tasks = list(_all_tasks(omics, event.run_id))
     except _AWS_ERRORS as e:
-        warnings.append(f"ListRunTasks failed: {e}")
+        warnings.append(f"ListRunTasks failed: {_aws_error(e)}")
         tasks = []
     task_logs: dict[str, str] = {}
     for task in tasks:
@@ -126,7 +146,7 @@ def _output_mapping(uri: str, s3: Any, warnings: list[str]) -> dict[str, Any] | 
             warnings.append(f"reading s3://{bucket}/{key} failed: {code}")
         return None
     except BotoCoreError as e:
-        warnings.append(f"reading s3://{bucket}/{key} failed: {e}")
+        warnings.append(f"reading s3://{bucket}/{key} failed: {_aws_error(e)}")
         return None
     try:
         outputs = json.loads(body)
