@@ -56,16 +56,22 @@ class RichProgress:
 
     def phase(self, name: str, total: int | None) -> None:
         self._finish()
-        self._task = self.progress.add_task(name, total=total)
+        # Nothing to do is said once in words afterwards, not drawn as a 0/0 bar.
+        self._task = None if total == 0 else self.progress.add_task(name, total=total)
 
     def advance(self, count: int = 1) -> None:
-        self.progress.advance(self._task, count)
+        if self._task is not None:
+            self.progress.advance(self._task, count)
 
     def _finish(self) -> None:
         if self._task is not None:
             task = self.progress.tasks[self._task]
-            self.progress.update(self._task, total=task.completed)
-            self.progress.stop_task(self._task)
+            if task.completed == 0:
+                self.progress.remove_task(self._task)
+            else:
+                self.progress.update(self._task, total=task.completed)
+                self.progress.stop_task(self._task)
+            self._task = None
 
 
 def _split(values: list[str] | None) -> tuple[str, ...]:
@@ -143,6 +149,12 @@ def replay_command(
     app.err.print(f"Replaying s3://{plan.bucket}/{plan.prefix}/ {plan.window.describe()} → {target}")
     with RichProgress(app.err) as progress:
         result = replay(plan, app.clients, progress)
+    if result.selection.listed == 0:
+        fmt = "%Y-%m-%dT%H:%M:%SZ"
+        app.err.print(f"no archived events between {plan.window.since.strftime(fmt)} and "
+                      f"{plan.window.until.strftime(fmt)} in s3://{plan.bucket}/{plan.prefix}/")
+        if app.output is OutputFormat.table:
+            return
     if plan.dry_run:
         _render_dry_run(app, result)
         return
