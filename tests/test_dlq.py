@@ -379,6 +379,14 @@ def test_purge_needs_yes_then_saves_every_message_before_deleting(deployment, tm
     again = deployment.cli("purge", "--stack", deployment.processor_stack, "--save", str(saved), "--yes")
     assert again.exit_code == 2 and "already exists" in again.stderr
 
+    # Rough edge 10: purging empty queues used to leave an empty report file behind.
+    empty = tmp_path / "empty.jsonl"
+    nothing = deployment.cli("purge", "--stack", deployment.processor_stack, "--save", str(empty), "--yes")
+    assert nothing.exit_code == 0, nothing.output
+    assert "Nothing to purge: the dead-letter queue is empty (no file written)." in nothing.stderr
+    assert out(nothing) == {"saved": 0, "deleted": 0, "file": None}
+    assert not empty.exists()
+
 
 def test_purge_names_its_file_by_default(deployment, tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)

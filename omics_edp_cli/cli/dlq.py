@@ -202,6 +202,13 @@ def purge_command(
                        "(they are saved to a JSON-lines file first)", ExitCode.USAGE)
     queues = _queues(app, stack, queue_url, queue, None)
     result = purge(app.clients, queues, save or default_purge_file(queues))
+    if result.saved == 0:
+        # purge created the file (it never overwrites one), so removing it loses nothing.
+        result.path.unlink(missing_ok=True)
+        which = "the dead-letter queue is" if len(queues) == 1 else "the dead-letter queues are"
+        app.err.print(f"Nothing to purge: {which} empty (no file written).")
+        render_record(app, {"saved": 0, "deleted": 0, "file": None})
+        return
     app.err.print(f"Saved {result.saved} message(s) to {result.path}; deleted {result.deleted}.")
     render_record(app, {"saved": result.saved, "deleted": result.deleted, "file": str(result.path)})
 
