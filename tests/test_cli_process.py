@@ -10,7 +10,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from conftest import API_TOKEN, FIXTURES
+from conftest import API_TOKEN, FIXTURES, sample_path
 from moto import mock_aws
 from omics_helpers import BUCKET, archived_keys
 from typer.testing import CliRunner
@@ -19,7 +19,7 @@ from omics_edp_cli.cli.app import app
 from omics_edp_cli.local.receiver import Scripted
 
 runner = CliRunner()
-COMPLETED = str(FIXTURES / "omics/run-status-completed.json")
+COMPLETED = str(sample_path("completed"))
 
 
 def test_dry_run_on_a_shipped_sample_prints_payload_and_key_as_json():
