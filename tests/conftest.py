@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Callable, Iterator
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,24 @@ from omics_edp_cli.local.fake_omics import FakeOmics
 from omics_edp_cli.local.receiver import CallbackReceiver
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# The sample run status events the package ships (`process --sample`): tests read those, not copies.
+SAMPLES = Path(str(resources.files("omics_edp_cli.samples")))
 API_TOKEN = "test-token-5f1d0c9e-never-log-me"
 
 
 def fixture_json(relpath: str) -> Any:
     """Load `tests/fixtures/<relpath>` as JSON."""
     return json.loads((FIXTURES / relpath).read_text())
+
+
+def sample_path(status: str) -> Path:
+    """The shipped sample HealthOmics event of this status (`completed`, `FAILED`, ...)."""
+    return SAMPLES / f"run-status-{status.lower()}.json"
+
+
+def sample_json(status: str) -> Any:
+    """A fresh copy of the shipped sample event of this status."""
+    return json.loads(sample_path(status).read_text())
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from typing import Any
 
 import boto3
 from botocore.stub import Stubber
-from conftest import API_TOKEN, SAMPLE_WES_RUN_ID, fixture_json
+from conftest import API_TOKEN, SAMPLE_WES_RUN_ID, fixture_json, sample_json
 
 from omics_edp_cli.omics.archive import ArchiveStore
 from omics_edp_cli.omics.config import DeliveryPolicy
@@ -25,7 +25,7 @@ SAMPLES = ["pending", "starting", "running", "stopping", "completed", "failed", 
 
 
 def sample_event(status: str) -> dict[str, Any]:
-    return fixture_json(f"omics/run-status-{status}.json")
+    return sample_json(status)
 
 
 def run_response(run_id: str, tags: dict[str, str] | None = None) -> dict[str, Any]:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import boto3
 import pytest
-from conftest import API_TOKEN, FIXTURES
+from conftest import API_TOKEN, FIXTURES, sample_path
 from moto import mock_aws
 from omics_helpers import BUCKET, archived_keys
 from typer.testing import CliRunner
@@ -21,7 +24,7 @@ def receiver(running_receiver: CallbackReceiver) -> CallbackReceiver:
     return running_receiver
 
 runner = CliRunner()
-COMPLETED = str(FIXTURES / "omics/run-status-completed.json")
+COMPLETED = str(sample_path("completed"))
 
 
 def test_dry_run_on_a_shipped_sample_prints_payload_and_key_as_json():
@@ -76,7 +79,7 @@ def test_not_a_healthomics_event_exits_2(tmp_path: Path):
     event.write_text((FIXTURES / "s3/object-created.json").read_text())
     result = runner.invoke(app, ["process", str(event), "--dry-run"])
     assert result.exit_code == 2
-    assert "not a HealthOmics run status event: source is 'aws.s3'" in result.stderr
+    assert "not a HealthOmics run status event: source is aws.s3, expected aws.omics" in result.stderr
 
 
 @pytest.fixture
@@ -125,3 +128,59 @@ def test_process_missing_bucket_is_an_operation_failure(live, receiver):
     assert result.exit_code == 1
     assert "writing s3://not-created-bucket/" in result.stderr
     assert receiver.requests == []
+
+
+def test_receiver_down_shows_each_retry_and_ends_with_how_to_replay(live, closed_url, receiver):
+    """Rough edge 8a: it was silent while retrying and did not say the event was kept."""
+    result = runner.invoke(app, ["process", COMPLETED, "--bucket", BUCKET, "--api-server", closed_url])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "callback attempt 1 of 3 failed ([Errno 111] Connection refused); trying again"
+    assert lines[1] == "callback attempt 2 of 3 failed ([Errno 111] Connection refused); trying again"
+    [key] = archived_keys(live)
+    last = lines[-1]
+    assert len(lines) == 3 and last.startswith(f"Error: callback to {closed_url}")
+    assert f"the event is archived at s3://{BUCKET}/{key}" in last
+    replay = last.split("send it again once the receiver answers with: ")[1]
+    assert replay == (f"omics-edp replay --bucket {BUCKET} --api-server {closed_url} "
+                      "--since 2026-01-22T22:25:45Z --until 2026-01-22T22:25:45Z --run-id 8567247")
+    # The command does what it says, once the receiver is back (here: at another address).
+    args = replay.replace(closed_url, receiver.url).split()[1:]
+    replayed = runner.invoke(app, ["-o", "json", *args])
+    assert replayed.exit_code == 0, replayed.output
+    assert [r.body["event_id"] for r in receiver.requests] == ["5a3f1bc7-af4c-33fe-91ba-a4b27b06b9a7"]
+
+
+@pytest.fixture
+def html_endpoint() -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 that answers everything with an HTML 502 page (a proxy's)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_error(502, "Bad Gateway")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_healthomics_html_page_is_one_line_once_without_html(monkeypatch, html_endpoint):
+    """Rough edge 8b: a failing HealthOmics printed its HTML error page, twice. Since GetRun
+    failing fails the event (issue 11: nothing lost), it is now one `Error:` line, once."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_OMICS", html_endpoint)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    with mock_aws():
+        result = runner.invoke(app, ["process", "--sample", "completed", "--dry-run"])
+    assert result.exit_code == 1, result.output
+    assert "<" not in result.stderr and "DOCTYPE" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "Error: GetRun 8567247 failed: an HTML page, not the HealthOmics API: check "
+        "AWS_ENDPOINT_URL_OMICS, a proxy, or the region"]

@@ -14,7 +14,7 @@ from unittest import mock
 from urllib.parse import unquote
 
 import pytest
-from conftest import FIXTURES, fixture_json
+from conftest import FIXTURES, sample_json
 from replay.dlq_shapes import async_invocation_dlq, destination_record, eventbridge_target_dlq
 from typer.testing import CliRunner
 
@@ -122,10 +122,10 @@ def deployment(monkeypatch: pytest.MonkeyPatch, moto_server: str) -> Deployment:
 
     # Processor DLQ: two async-invocation failures (same cause, different ids), one destination record.
     for status in ("RUNNING", "COMPLETED"):
-        event = fixture_json(f"omics/run-status-{status.lower()}.json")
+        event = sample_json(status)
         body = async_invocation_dlq(event, TIMEOUT.replace("{run}", str(uuid.uuid4().int)[:7]))
         deployment.events[sqs.send_message(QueueUrl=processor_dlq, **body)["MessageId"]] = event
-    failed = fixture_json("omics/run-status-failed.json")
+    failed = sample_json("failed")
     record = destination_record(
         failed, function, "DeliveryError",
         "callback to http://api.example/internal still failing after 5 attempts: HTTP 503")
@@ -134,7 +134,7 @@ def deployment(monkeypatch: pytest.MonkeyPatch, moto_server: str) -> Deployment:
     # DeadLetterConfig is the same queue): throttled, each with its own request id.
     rule_arn = f"arn:aws:events:us-east-1:123456789012:rule/{deployment.rule}"
     for status in ("STARTING", "CANCELLED"):
-        event = fixture_json(f"omics/run-status-{status.lower()}.json")
+        event = sample_json(status)
         body = eventbridge_target_dlq(event, rule_arn, function_arn)
         deployment.events[sqs.send_message(QueueUrl=processor_dlq, **body)["MessageId"]] = event
 
@@ -325,7 +325,7 @@ def test_an_async_failure_without_a_known_function_is_not_redriven(deployment):
 def test_an_eventbridge_message_is_kept_when_its_target_cannot_be_reinvoked(deployment):
     """A target function that is gone, and a target that is not a function: both fail, both stay."""
     queue = deployment.sqs.create_queue(QueueName=f"rule-dlq-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    event = fixture_json("omics/run-status-running.json")
+    event = sample_json("running")
     rule_arn = "arn:aws:events:us-east-1:123456789012:rule/omics-edp-bus/package-ready"
     gone = f"arn:aws:lambda:us-east-1:123456789012:function:deleted-{uuid.uuid4().hex[:8]}"
     topic = "arn:aws:sns:us-east-1:123456789012:package-ready"
@@ -383,6 +383,14 @@ def test_purge_needs_yes_then_saves_every_message_before_deleting(deployment, tm
 
     again = deployment.cli("purge", "--stack", deployment.processor_stack, "--save", str(saved), "--yes")
     assert again.exit_code == 2 and "already exists" in again.stderr
+
+    # Rough edge 10: purging empty queues used to leave an empty report file behind.
+    empty = tmp_path / "empty.jsonl"
+    nothing = deployment.cli("purge", "--stack", deployment.processor_stack, "--save", str(empty), "--yes")
+    assert nothing.exit_code == 0, nothing.output
+    assert "Nothing to purge: the dead-letter queue is empty (no file written)." in nothing.stderr
+    assert out(nothing) == {"saved": 0, "deleted": 0, "file": None}
+    assert not empty.exists()
 
 
 def test_purge_names_its_file_by_default(deployment, tmp_path: Path, monkeypatch):

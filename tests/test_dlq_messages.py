@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import fixture_json
+from conftest import fixture_json, sample_json
 from replay.dlq_shapes import async_invocation_dlq, destination_record, eventbridge_target_dlq
 
 from omics_edp_cli.ops.dlq.messages import (
@@ -19,7 +19,7 @@ from omics_edp_cli.ops.dlq.messages import (
 from omics_edp_cli.ops.dlq.queues import DeadLetterQueue, QueueScan, _sendable_attributes, group
 
 QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/processor-dlq"
-EVENT = fixture_json("omics/run-status-completed.json")
+EVENT = sample_json("completed")
 RULE_ARN = "arn:aws:events:us-east-1:123456789012:rule/prod-omics-RunStatusRule-1A2B3C4D"
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:prod-omics-processor"
 THROTTLED = ("rule:prod-omics-RunStatusRule-1A2B3C4D -> lambda:prod-omics-processor: THROTTLING: "

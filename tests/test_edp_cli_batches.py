@@ -225,7 +225,8 @@ def edp_stack(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dic
     function = clients.client("lambda").get_function_configuration(
         FunctionName=result.outputs["IngestFunctionName"])
     for name, value in function["Environment"]["Variables"].items():
-        monkeypatch.setenv(name, str(value))  # moto keeps a template number as a number
+        # moto hands back numbers where the template gives a Number parameter; Lambda's are strings.
+        monkeypatch.setenv(name, str(value))
     now = time.time()
     clock = {"now": now}
     handlers.reset(clients=clients, clock=lambda: clock["now"])

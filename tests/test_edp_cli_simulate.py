@@ -290,6 +290,55 @@ def test_a_bad_parameters_file_exits_2(tmp_path: Path):
     assert f"BucketThresholdEventCount in {bad}: 0 is not allowed" in result.stderr
 
 
+def test_a_processor_parameters_file_is_refused_naming_a_key():
+    """Rough edge 6: a processor's parameters file used to be read as EDP thresholds: all defaults."""
+    result = invoke("simulate-batch", "--parameters", str(FIXTURES / "params/processor.parameters.json"))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("Error: ") and len(result.stderr.strip().splitlines()) == 1
+    assert "ApiServer is a processor parameter" in result.stderr and result.stdout == ""
+
+
+def test_an_unknown_parameter_is_refused_naming_it(tmp_path: Path):
+    typo = tmp_path / "p.json"
+    typo.write_text(json.dumps({"BucketName": "b", "BucketThresholdCount": "5"}))
+    result = invoke("simulate-batch", "--parameters", str(typo))
+    assert result.exit_code == 2, result.output
+    assert f"Error: {typo}: unknown parameter BucketThresholdCount for the EDP template" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@mock_aws
+def test_a_processor_stack_is_refused():
+    template = {"Parameters": {"ApiServer": {"Type": "String", "Default": "https://x"}},
+                "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}
+    boto3.client("cloudformation").create_stack(StackName="prod-omics", TemplateBody=json.dumps(template))
+    result = invoke("simulate-batch", "--stack", "prod-omics")
+    assert result.exit_code == 2, result.output
+    assert "Error: stack prod-omics: ApiServer is a processor parameter" in result.stderr
+
+
+def test_an_events_file_of_only_malformed_lines_exits_2(tmp_path: Path):
+    """Rough edge 6: nothing usable in the input used to exit 0 with an empty result.
+
+    Exit 2, not 1: the input is wrong, nothing was attempted that could fail.
+    """
+    path = write_lines(tmp_path / "e.jsonl", ["{not json", {"hello": "world"}, ""])
+    result = invoke("-o", "json", "simulate-batch", "--events", path)
+    assert result.exit_code == 2, result.output
+    assert "warning: line 1: not JSON" in result.stderr
+    assert "warning: line 2: not an S3 event" in result.stderr
+    assert f"Error: --events {path}: no S3 event in it, 2 malformed line(s)" in result.stderr
+    assert result.stdout == ""
+
+
+def test_an_events_file_of_deletions_only_is_not_an_error(tmp_path: Path):
+    """S3 events that are not creations are events: an empty result, exit 0."""
+    deleted = eventbridge_event("a/b/x", "S1", time=T.format(1, 1), detail_type="Object Deleted")
+    path = write_lines(tmp_path / "e.jsonl", ["{not json", deleted])
+    data = as_json("--events", path)
+    assert (data["summary"]["malformed"], data["summary"]["not_object_created"]) == (1, 1)
+
+
 def test_environment_thresholds_sit_between_flags_and_files(monkeypatch):
     monkeypatch.setenv("BUCKET_THRESHOLD_EVENT_COUNT", "7")
     data = as_json("--prefixes", "1", "--files", "10", "--parameters", PARAMS)

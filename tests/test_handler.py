@@ -72,7 +72,7 @@ def test_handler_takes_the_token_from_auth_token_without_a_secret(lambda_env, re
 def test_handler_returns_a_clear_error_for_an_invalid_event(lambda_env, receiver):
     result = handler.lambda_handler({"source": "aws.s3"}, None)
     assert result["statusCode"] == 400 and result["outcome"] == "invalid"
-    assert "source is 'aws.s3'" in result["reason"]
+    assert "source is aws.s3, expected aws.omics" in result["reason"]
     assert archived_keys(lambda_env)[0].startswith("omics-run-events/rejected/")
     assert receiver.requests == []
 

@@ -58,7 +58,7 @@ def test_changed_source_changes_the_hash(tmp_path: Path):
 
 
 def test_package_command_prints_path_size_and_sha256(tmp_path: Path):
-    result = runner.invoke(app, ["-o", "json", "package", "edp", "-o", str(tmp_path)])
+    result = runner.invoke(app, ["-o", "json", "package", "edp", "--out-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     info = json.loads(result.stdout)
     written = Path(info["path"]).read_bytes()
@@ -82,11 +82,11 @@ def test_processor_package_holds_no_compiled_extensions_and_their_fallbacks_impo
 def test_package_into_an_unwritable_place_exits_2(tmp_path: Path):
     (tmp_path / "a-file").write_text("not a folder")
     below = tmp_path / "a-file" / "below"
-    result = runner.invoke(app, ["package", "edp", "-o", str(below)])
+    result = runner.invoke(app, ["package", "edp", "--out-dir", str(below)])
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith(f"Error: {below}: cannot write the package there: ")
     assert len(result.stderr.strip().splitlines()) == 1
     # A file where the folder should be is a usage error, caught before building anything.
-    result = runner.invoke(app, ["package", "edp", "-o", str(tmp_path / "a-file")])
+    result = runner.invoke(app, ["package", "edp", "--out-dir", str(tmp_path / "a-file")])
     assert result.exit_code == 2
     assert "is a file" in " ".join(result.stderr.replace("│", " ").split())

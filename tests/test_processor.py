@@ -331,11 +331,14 @@ def test_persistent_503_fails_the_invocation(s3, receiver):
 @pytest.mark.parametrize(
     ("mutate", "reason"),
     [
-        (lambda e: e.update(source="aws.s3"), "source is 'aws.s3'"),
+        (lambda e: e.update(source="aws.s3"), "source is aws.s3, expected aws.omics"),
+        # Rough edge 10: this read "source is None, expected 'aws.omics'".
+        (lambda e: e.pop("source"), "source is missing, expected aws.omics"),
+        (lambda e: e.update({"detail-type": 7}), "detail-type is 7, expected"),
         (lambda e: e["detail"].pop("runId"), "missing or empty detail.runId"),
-        (lambda e: e.update(time="yesterday"), "not ISO 8601"),
+        (lambda e: e.update(time="yesterday"), "time yesterday is not ISO 8601"),
     ],
-    ids=["wrong-source", "missing-runId", "bad-time"],
+    ids=["wrong-source", "no-source", "number-detail-type", "missing-runId", "bad-time"],
 )
 def test_invalid_events_are_kept_under_rejected_with_reason(s3, receiver, mutate, reason):
     event = sample_event("running")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import math
@@ -17,10 +18,12 @@ from conftest import API_TOKEN, FIXTURES
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
 from replay.helpers import PREFIX, T0, iso, minutes, payload, put_payload, seed_key
+from rich.console import Console
 from typer.testing import CliRunner
 
 from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.cli.app import app
+from omics_edp_cli.cli.replay import RichProgress
 from omics_edp_cli.local.receiver import CallbackReceiver, Scripted
 from omics_edp_cli.omics.archive import archive_key
 from omics_edp_cli.ops.replay.execute import replay
@@ -483,3 +486,33 @@ def test_a_refused_api_key_stops_the_replay_after_the_first_refusal(archive, tmp
     [line] = report_lines(report)
     assert (line["outcome"], line["http_status"]) == ("rejected", 403)
     assert API_TOKEN not in result.stdout + result.stderr + report.read_text()
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["send", "dry-run"])
+def test_an_empty_window_says_so_in_words(archive, receiver, dry_run):
+    """Rough edge 9: an empty window printed a table of zeros and 0/0 progress bars."""
+    archive.put(payload("later", "RUNNING", T0 + timedelta(days=2)))
+    result = run(archive, receiver, *window(T0, T0 + timedelta(hours=1)),
+                 *(["--dry-run"] if dry_run else []), output="table")
+    assert result.exit_code == 0, result.output
+    assert (f"no archived events between {iso(T0)} and {iso(T0 + timedelta(hours=1))} "
+            f"in s3://{archive.bucket}/omics-run-events/") in result.stderr
+    assert "0/0" not in result.stderr and result.stdout == ""
+    assert receiver.requests == []
+    # Scripts still get the usual JSON shape.
+    data = json.loads(run(archive, receiver, *window(T0, T0 + timedelta(hours=1))).stdout)
+    assert data["summary"]["delivered"] == 0
+
+
+def test_progress_draws_no_bar_for_a_phase_with_nothing_to_do():
+    out = io.StringIO()
+    with RichProgress(Console(file=out, width=100, force_terminal=False)) as progress:
+        progress.phase("listing", None)
+        progress.phase("replaying", 0)
+        progress.advance(0)
+    assert "0/0" not in out.getvalue() and "listing" not in out.getvalue()
+    out = io.StringIO()
+    with RichProgress(Console(file=out, width=100, force_terminal=False)) as progress:
+        progress.phase("replaying", 3)
+        progress.advance(3)
+    assert "3/3" in out.getvalue()

@@ -271,18 +271,46 @@ def test_ctrl_c_stops_cleanly_with_exit_130_and_a_complete_report(moto_server, r
     assert "Replay summary" in stdout
 
 
+class FirstDelivery:
+    """Replay progress that notes when the first event has been delivered."""
+
+    def __init__(self) -> None:
+        self.phase_name = ""
+        self.delivered = threading.Event()
+
+    def phase(self, name: str, total: int | None) -> None:
+        self.phase_name = name
+
+    def advance(self, count: int = 1) -> None:
+        if self.phase_name == "replaying" and count:
+            self.delivered.set()
+
+
 def test_delivery_starts_while_the_archive_is_still_being_read(s3_archive, receiver):
+    """Deterministic: the read of the last key waits until a first event has been delivered.
+
+    If delivery only began after every read, that wait would run out (a bound, not a timing
+    assertion) and the test fails; no race between threads decides the outcome.
+    """
     for i in range(200):
         put_payload(s3_archive, "stop-archive", payload(f"run-{i}", "RUNNING", T0 + timedelta(seconds=i)))
+    last_key = max(o["Key"] for o in s3_archive.list_objects_v2(Bucket="stop-archive")["Contents"])
     clients = ClientFactory()
-    reads: list[float] = []
-    clients.client("s3").meta.events.register("after-call.s3.GetObject",
-                                              lambda **_: reads.append(time.monotonic()))
+    progress = FirstDelivery()
+    delivered_before_last_read: list[bool] = []
+    reads: list[str] = []
+
+    def before_read(params: dict, **_: object) -> None:
+        reads.append(params["Key"])
+        if params["Key"] == last_key:
+            delivered_before_last_read.append(progress.delivered.wait(timeout=60))
+
+    clients.client("s3").meta.events.register("provide-client-params.s3.GetObject", before_read)
     options = ReplayOptions(since=iso(T0), until=iso(T0 + minutes(10)), bucket="stop-archive",
                             api_server=receiver.url)
 
     result = replay(plan_replay(options, clients, {"OMICS_EDP_API_TOKEN": API_TOKEN}), clients,
-                    policy=FAST)
+                    progress, policy=FAST)
 
     assert result.ok and len(result.outcomes) == len(reads) == 200
-    assert receiver.requests[0].at < max(reads)
+    assert delivered_before_last_read == [True]

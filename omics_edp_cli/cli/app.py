@@ -21,14 +21,13 @@ from omics_edp_cli.cli import (
     replay,
     simulate,
 )
-from omics_edp_cli.cli.context import AppContext, OutputFormat
+from omics_edp_cli.cli.context import OUTPUT_HELP, AppContext, OutputFormat
 from omics_edp_cli.cli.errors import ErrorHandlingGroup
 
 app = typer.Typer(
     name="omics-edp",
     cls=ErrorHandlingGroup,
     no_args_is_help=True,
-    add_completion=False,
     rich_markup_mode="rich",
     help=(
         "Deploy, replay, tune and inspect the NGS360 Omics run event processor and the "
@@ -63,7 +62,7 @@ def root(
     ] = None,
     output: Annotated[
         OutputFormat | None,
-        typer.Option("--output", "-o", help="table for people, json for scripts (stdout only).",
+        typer.Option("--output", "-o", help=OUTPUT_HELP + " Also accepted after the command name.",
                      envvar="OMICS_EDP_OUTPUT"),
     ] = None,
     verbose: Annotated[
@@ -74,7 +73,7 @@ def root(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = None,
 ) -> None:
-    """Global options apply to every command; put them before the command name."""
+    """Global options apply to every command: before the command name (-o/--output also after it)."""
     obj = ctx.obj if isinstance(ctx.obj, AppContext) else AppContext()
     clients = obj.clients
     clients.profile = profile or clients.profile

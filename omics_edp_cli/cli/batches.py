@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 import typer
 
-from omics_edp_cli.cli.context import AppContext, OutputFormat, app_context
+from omics_edp_cli.cli.commands import Command, Group
+from omics_edp_cli.cli.context import AppContext, OutputFormat, OutputOption, app_context
 from omics_edp_cli.cli.errors import ExitCode
-from omics_edp_cli.cli.render import print_json, render_record, render_rows
-from omics_edp_cli.cli.simulate import human_seconds
+from omics_edp_cli.cli.render import human_seconds, print_json, render_record, render_rows
 from omics_edp_cli.errors import OperationError
 from omics_edp_cli.ops.batches import (
     Target,
@@ -25,6 +25,7 @@ from omics_edp_cli.ops.batches import (
 )
 
 batches_app = typer.Typer(
+    cls=Group,
     no_args_is_help=True,
     help="Open batches, recent emissions and forced flushes of the EDP batcher "
          "(a deployed stack, a DynamoDB table, or a local SQLite file).",
@@ -47,19 +48,20 @@ def _target(app: AppContext, stack: str | None, table: str | None, db: str | Non
     return open_target(app.clients, stack=stack, table=table, db=db, event_bus=event_bus)
 
 
-@batches_app.command("list")
+@batches_app.command("list", cls=Command)
 def list_batches(
     ctx: typer.Context,
     stack: Stack = None,
     table: Table = None,
     db: Db = None,
     limit: Annotated[int, typer.Option(min=0, help="How many recent emissions to show.")] = 20,
+    output: OutputOption = None,
 ) -> None:
     """Open batches (count, age, time to quiet flush) and the most recent emissions.
 
     Example: omics-edp batches list --stack prod-edp
     """
-    app = app_context(ctx)
+    app = app_context(ctx, output)
     target = _target(app, stack, table, db)
     now = time.time()
     opened = open_rows(target.store, now)
@@ -80,7 +82,7 @@ def list_batches(
                 title=f"Recent emissions{where} ({len(recent)})")
 
 
-@batches_app.command("show")
+@batches_app.command("show", cls=Command)
 def show_batch(
     ctx: typer.Context,
     prefix: Prefix,
@@ -88,12 +90,13 @@ def show_batch(
     stack: Stack = None,
     table: Table = None,
     db: Db = None,
+    output: OutputOption = None,
 ) -> None:
     """One prefix: its open batch, when it will flush, and its recent emissions.
 
     Example: omics-edp batches show novaseq-02/run-42/ --stack prod-edp
     """
-    app = app_context(ctx)
+    app = app_context(ctx, output)
     target = _target(app, stack, table, db)
     key = resolve_key(target, prefix, bucket, any_state=True)
     record = show(target.store, key, time.time())
@@ -113,7 +116,7 @@ def show_batch(
                 title=f"Recent emissions ({len(recent)})")
 
 
-@batches_app.command("flush")
+@batches_app.command("flush", cls=Command)
 def flush_batch(
     ctx: typer.Context,
     prefix: Prefix,
@@ -124,12 +127,13 @@ def flush_batch(
     event_bus: Annotated[
         str | None, typer.Option(help="Publish to this event bus (default: the stack's EventBusName).")
     ] = None,
+    output: OutputOption = None,
 ) -> None:
     """Emit one open batch now (trigger `flush`), whatever its count and age.
 
     Example: omics-edp batches flush novaseq-02/run-42/ --stack prod-edp
     """
-    app = app_context(ctx)
+    app = app_context(ctx, output)
     target = _target(app, stack, table, db, event_bus)
     key = resolve_key(target, prefix, bucket)
     emission, sent = force_flush(target, app.clients, key, time.time())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -32,10 +32,25 @@ class AppContext:
         return self.clients.client(service)
 
 
-def app_context(ctx: typer.Context) -> AppContext:
-    """The AppContext of this invocation (the root callback always sets one)."""
+OUTPUT_HELP = "table for people, json for scripts (stdout only)."
+
+# Every command also takes `-o/--output` after its name (`omics-edp replay ... -o json`); given
+# both before and after the command name, the one after wins.
+OutputOption = Annotated[
+    OutputFormat | None,
+    typer.Option("--output", "-o", help=OUTPUT_HELP + " Also accepted before the command name."),
+]
+
+
+def app_context(ctx: typer.Context, output: OutputFormat | None = None) -> AppContext:
+    """The AppContext of this invocation (the root callback always sets one).
+
+    `output` is the command's own `-o/--output`, if given: it overrides the global one.
+    """
     root = ctx.find_root()
     obj = root.obj
     if not isinstance(obj, AppContext):  # a sub-app invoked on its own, e.g. in a test
         obj = root.obj = AppContext()
+    if output is not None:
+        obj.output = output
     return obj

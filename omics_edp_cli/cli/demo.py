@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from omics_edp_cli.cli.context import AppContext, OutputFormat, app_context
+from omics_edp_cli.cli.commands import Command
+from omics_edp_cli.cli.context import AppContext, OutputFormat, OutputOption, app_context
 from omics_edp_cli.cli.render import print_json, render_rows
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ def demo(
         typer.Option("--keep", help="Leave the local AWS running afterwards and print the "
                      "AWS_ENDPOINT_URL to point the other commands at it (Ctrl-C to stop)."),
     ] = False,
+    output: OutputOption = None,
 ) -> None:
     """Run both pipelines end to end on this machine: no AWS account needed.
 
@@ -34,7 +36,7 @@ def demo(
     # Imported here: moto is in the optional `local` extra and slow to import.
     from omics_edp_cli.local.demo import Names, Step, run_demo
 
-    app = app_context(ctx)
+    app = app_context(ctx, output)
     names = Names()
 
     steps: list[dict[str, Any]] = []
@@ -104,4 +106,4 @@ def _wait_for_ctrl_c(app: AppContext, names: Names, box: LocalSandbox) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("demo")(demo)
+    app.command("demo", cls=Command)(demo)

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from omics_edp_cli.cli.context import AppContext, OutputFormat, app_context
+from omics_edp_cli.cli.commands import Command
+from omics_edp_cli.cli.context import AppContext, OutputFormat, OutputOption, app_context
 from omics_edp_cli.cli.errors import CliError, ExitCode
 from omics_edp_cli.cli.package import Kind
 from omics_edp_cli.cli.render import print_json, render_record, render_rows
@@ -58,12 +59,13 @@ def deploy(
     termination_protection: Annotated[
         bool, typer.Option("--termination-protection", help="Turn termination protection on after success.")
     ] = False,
+    output: OutputOption = None,
 ) -> None:
     """Deploy a stack: package, upload by content hash, show the change set, execute, follow events.
 
     Example: omics-edp deploy processor --parameters parameters.json
     """
-    app = app_context(ctx)
+    app = app_context(ctx, output)
     values = read_parameters_file(parameters)
     overrides = parse_overrides(parameter or [])
     interactive = sys.stdin.isatty() and app.err.is_terminal
@@ -136,4 +138,4 @@ def _hooks(app: AppContext) -> DeployHooks:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("deploy")(deploy)
+    app.command("deploy", cls=Command)(deploy)

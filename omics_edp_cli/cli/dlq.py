@@ -10,7 +10,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from omics_edp_cli.cli.context import AppContext, OutputFormat, app_context
+from omics_edp_cli.cli.commands import Command, Group
+from omics_edp_cli.cli.context import AppContext, OutputFormat, OutputOption, app_context
 from omics_edp_cli.cli.errors import CliError, ExitCode
 from omics_edp_cli.cli.render import print_json, render_record, render_rows
 from omics_edp_cli.ops.dlq.queues import (
@@ -25,6 +26,7 @@ from omics_edp_cli.ops.dlq.queues import (
 )
 
 dlq_app = typer.Typer(
+    cls=Group,
     name="dlq", no_args_is_help=True, rich_markup_mode="rich",
     help="Inspect, redrive and purge the dead-letter queues of either stack.",
 )
@@ -57,7 +59,7 @@ def _queues(app: AppContext, stack: str | None, queue_url: str | None, queue: Qu
                           source_queue_url)
 
 
-@dlq_app.command("list")
+@dlq_app.command("list", cls=Command)
 def list_command(
     ctx: typer.Context,
     stack: StackOpt = None,
@@ -67,12 +69,13 @@ def list_command(
     limit: Annotated[
         int | None, typer.Option(min=1, help="Read at most this many messages per queue.")
     ] = None,
+    output: OutputOption = None,
 ) -> None:
     """Group dead letters by failure signature, without consuming them.
 
     Example: omics-edp dlq list --stack prod-omics
     """
-    app = app_context(ctx)
+    app = app_context(ctx, output)
     scans = scan(app.clients, _queues(app, stack, queue_url, queue, function), limit)
     groups = group(scans)
     queues = [{"queue": s.queue.label, "name": s.queue.name, "url": s.queue.url, **s.depth}
@@ -101,7 +104,7 @@ def _group_table(groups: list[dict[str, Any]]) -> Table:
     return table
 
 
-@dlq_app.command("show")
+@dlq_app.command("show", cls=Command)
 def show_command(
     ctx: typer.Context,
     message_id: Annotated[str, typer.Argument(metavar="ID", help="Message id (or a unique prefix).")],
@@ -109,12 +112,13 @@ def show_command(
     queue_url: QueueUrlOpt = None,
     queue: QueueOpt = None,
     function: FunctionOpt = None,
+    output: OutputOption = None,
 ) -> None:
     """Show a dead letter's original event and its error, without consuming it.
 
     Example: omics-edp dlq show 6f1c2e4a --stack prod-omics
     """
-    app = app_context(ctx)
+    app = app_context(ctx, output)
     letter = find(app.clients, _queues(app, stack, queue_url, queue, function), message_id)
     record = letter.record()
     if app.output is OutputFormat.json:
@@ -133,7 +137,7 @@ def show_command(
     print_json(app, event)
 
 
-@dlq_app.command("redrive")
+@dlq_app.command("redrive", cls=Command)
 def redrive_command(
     ctx: typer.Context,
     stack: StackOpt = None,
@@ -151,6 +155,7 @@ def redrive_command(
     rate: Annotated[
         float, typer.Option(min=0, help="At most this many messages per second (0: no limit).")
     ] = 10.0,
+    output: OutputOption = None,
 ) -> None:
     """Send dead letters back where they came from; each is deleted only once that succeeded.
 
@@ -159,7 +164,7 @@ def redrive_command(
 
     Example: omics-edp dlq redrive --stack prod-omics --dry-run
     """
-    app = app_context(ctx)
+    app = app_context(ctx, output)
     queues = _queues(app, stack, queue_url, queue, function, source_queue_url)
     outcomes = Redriver(app.clients, rate or None).run(queues, dry_run=dry_run, limit=limit)
     rows = [o.as_dict() for o in outcomes]
@@ -175,7 +180,7 @@ def redrive_command(
         raise typer.Exit(ExitCode.FAILED)
 
 
-@dlq_app.command("purge")
+@dlq_app.command("purge", cls=Command)
 def purge_command(
     ctx: typer.Context,
     stack: StackOpt = None,
@@ -186,17 +191,25 @@ def purge_command(
                                   "(default: dlq-QUEUE-TIME.jsonl in the current folder).")
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Really delete the messages.")] = False,
+    output: OutputOption = None,
 ) -> None:
     """Delete every dead letter, after saving them all to a JSON-lines file.
 
     Example: omics-edp dlq purge --stack prod-omics --queue processor --yes
     """
-    app = app_context(ctx)
+    app = app_context(ctx, output)
     if not yes:
         raise CliError("purge deletes every message in the queue: pass --yes "
                        "(they are saved to a JSON-lines file first)", ExitCode.USAGE)
     queues = _queues(app, stack, queue_url, queue, None)
     result = purge(app.clients, queues, save or default_purge_file(queues))
+    if result.saved == 0:
+        # purge created the file (it never overwrites one), so removing it loses nothing.
+        result.path.unlink(missing_ok=True)
+        which = "the dead-letter queue is" if len(queues) == 1 else "the dead-letter queues are"
+        app.err.print(f"Nothing to purge: {which} empty (no file written).")
+        render_record(app, {"saved": 0, "deleted": 0, "file": None})
+        return
     app.err.print(f"Saved {result.saved} message(s) to {result.path}; deleted {result.deleted}.")
     render_record(app, {"saved": result.saved, "deleted": result.deleted, "file": str(result.path)})
 

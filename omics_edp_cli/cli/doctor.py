@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from omics_edp_cli.cli.context import OutputFormat, app_context
+from omics_edp_cli.cli.commands import Command
+from omics_edp_cli.cli.context import OutputFormat, OutputOption, app_context
 from omics_edp_cli.cli.errors import ExitCode
 from omics_edp_cli.cli.render import print_json
 from omics_edp_cli.ops.doctor import Doctor
@@ -20,12 +21,13 @@ def doctor(
     hours: Annotated[
         int, typer.Option(min=1, help="How far back to look for Lambda errors, in hours.")
     ] = 24,
+    output: OutputOption = None,
 ) -> None:
     """Check a deployed stack end to end and print a checklist with a fix for each failure.
 
     Example: omics-edp doctor --stack prod-omics
     """
-    app = app_context(ctx)
+    app = app_context(ctx, output)
     checks = Doctor(app.clients, stack, errors_window=timedelta(hours=hours)).run()
     if app.output is OutputFormat.json:
         print_json(app, [c.row() for c in checks])
@@ -42,4 +44,4 @@ def doctor(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("doctor")(doctor)
+    app.command("doctor", cls=Command)(doctor)

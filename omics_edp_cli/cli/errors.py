@@ -26,9 +26,9 @@ from botocore.exceptions import (
 from botocore.parsers import ResponseParserError
 from rich.console import Console
 from rich.markup import escape
-from typer.core import TyperGroup
 
 from omics_edp_cli.aws import credential_hint
+from omics_edp_cli.cli.commands import Group
 from omics_edp_cli.errors import ConfigError, OmicsEdpError, OperationError
 
 
@@ -71,7 +71,7 @@ def translate(exc: BaseException) -> CliError | None:
     return None
 
 
-class ErrorHandlingGroup(TyperGroup):
+class ErrorHandlingGroup(Group):
     """The root group: every subcommand runs inside this translation."""
 
     def invoke(self, ctx: Any) -> Any:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from omics_edp_cli.cli.context import OutputFormat, app_context
+from omics_edp_cli.cli.commands import Command
+from omics_edp_cli.cli.context import AppContext, OutputFormat, OutputOption, app_context
 from omics_edp_cli.cli.errors import CliError, ExitCode
 from omics_edp_cli.cli.render import print_json, render_record
 from omics_edp_cli.ops.inputs import load_json_file, load_sample, sample_names
@@ -53,12 +56,13 @@ def process(
         typer.Option(help="Take bucket, prefix, API server, key and token from this deployed processor "
                      "stack (flags and environment win)."),
     ] = None,
+    output: OutputOption = None,
 ) -> None:
     """Run the processor locally on one event, exactly as the Lambda would.
 
     Example: omics-edp process --sample completed --dry-run --no-enrich
     """
-    app = app_context(ctx)
+    app = app_context(ctx, output)
     if (event_file is None) == (sample is None):
         raise CliError("give an EVENT.json file or --sample NAME (one of them)", ExitCode.USAGE)
     if sample is not None:
@@ -68,7 +72,10 @@ def process(
     check_event(event, source)
     options = ProcessOptions(bucket=bucket, prefix=prefix, api_server=api_server, secret_id=secret_id,
                              kms_key_id=kms_key_id, stack=stack, dry_run=dry_run, enrich=enrich)
-    result = process_event(event, options, app.clients)
+    with contextlib.ExitStack() as spinner:
+        if not dry_run:  # a spinner on a terminal: the callback may be retried for a while
+            spinner.enter_context(app.err.status("archiving and sending the event…"))
+        result = process_event(event, options, app.clients, progress=_RetryLines(app))
     for warning in result.warnings:
         app.err.print(f"[yellow]warning:[/] {warning}")
     summary = result.as_dict()
@@ -84,5 +91,16 @@ def process(
         raise typer.Exit(ExitCode.FAILED)
 
 
+class _RetryLines:
+    """One stderr line per failed callback attempt that is tried again."""
+
+    def __init__(self, app: AppContext):
+        self.app = app
+
+    def retrying(self, failed_attempt: int, attempts: int, reason: str) -> None:
+        self.app.err.print(f"[yellow]callback attempt {failed_attempt} of {attempts} failed "
+                           f"({escape(reason)}); trying again[/]")
+
+
 def register(app: typer.Typer) -> None:
-    app.command("process")(process)
+    app.command("process", cls=Command)(process)

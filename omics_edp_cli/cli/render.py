@@ -9,6 +9,10 @@ from typing import Any
 from rich.table import Table
 
 from omics_edp_cli.cli.context import AppContext, OutputFormat
+from omics_edp_cli.ops.simulate.execute import Run, as_json, summary, timeline
+
+# Above this many rows, tables are plain aligned text and JSON is compact (Rich takes seconds).
+MAX_TABLE_ROWS = 500
 
 
 def to_json(data: Any) -> str:
@@ -72,3 +76,129 @@ def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     for row in rows:
         cols.extend(k for k in row if k not in cols)
     return cols
+
+
+# -- simulate-batch ------------------------------------------------------------------------------
+
+
+def render_simulation(app: AppContext, runs: list[Run], *, malformed: int = 0, other: int = 0) -> None:
+    """One run: its emitted batches and a summary; several: one comparison row per threshold set."""
+    if app.output is OutputFormat.json:
+        data: Any = (as_json(runs[0], malformed=malformed, other=other) if len(runs) == 1
+                     else {"runs": [as_json(r, malformed=malformed, other=other) for r in runs]})
+        write_json(app, data, items=sum(len(r.emitted) for r in runs))
+    elif len(runs) == 1:
+        _render_one(app, runs[0], malformed, other)
+    else:
+        _render_comparison(app, runs)
+
+
+def write_json(app: AppContext, data: Any, *, items: int) -> None:
+    """JSON on stdout: indented (and highlighted on a terminal) unless it holds many items.
+
+    Large output is written compact in one call: indenting makes `json` fall back to its pure
+    Python encoder, and Rich takes seconds per megabyte to highlight.
+    """
+    if items <= MAX_TABLE_ROWS:
+        text = to_json(data)
+        if app.out.is_terminal:
+            app.out.print_json(text)
+            return
+    else:
+        text = json.dumps(data, ensure_ascii=False, default=str)
+    app.out.file.write(text + "\n")
+
+
+def write_plain_table(app: AppContext, rows: list[dict[str, Any]], columns: list[str], *, title: str) -> None:
+    """Aligned text columns in one write: a Rich table of thousands of rows takes seconds."""
+    widths = {c: max([len(c), *(len(str(r[c])) for r in rows)]) for c in columns}
+    lines = [title, "  ".join(c.ljust(widths[c]) for c in columns).rstrip()]
+    lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in columns).rstrip() for r in rows]
+    app.out.file.write("\n".join(lines) + "\n")
+
+
+def human_seconds(value: float | None) -> str:
+    """42s, 5m, 5m 02s, 2h, 2h 05m: short durations for tables."""
+    if value is None:
+        return ""
+    sign, value = ("-" if value < 0 else ""), round(abs(value))
+    if value < 60:
+        return f"{sign}{value}s"
+    if value < 3600:
+        minutes, seconds = divmod(value, 60)
+        return f"{sign}{minutes}m" + (f" {seconds:02d}s" if seconds else "")
+    hours, minutes = divmod(value // 60, 60)
+    return f"{sign}{hours}h" + (f" {minutes:02d}m" if minutes else "")
+
+
+def _describe(run: Run) -> str:
+    r = run.rules
+    parts = [f"count {r.count}", f"quiet {human_seconds(r.quiet_seconds)}", f"depth {r.prefix_depth}",
+             f"max-age {human_seconds(r.max_age_seconds) if r.max_age_seconds else 'off'}",
+             f"tick {human_seconds(run.tick) if run.tick else 'exact'}"]
+    if r.ignore:
+        parts.append(f"ignore {', '.join(r.ignore)}")
+    return " · ".join(parts)
+
+
+def _render_one(app: AppContext, run: Run, malformed: int, other: int) -> None:
+    rows = timeline(run)
+    several_buckets = len({r["bucket"] for r in rows}) > 1
+    table_rows = [
+        {"emitted": r["emitted_at"], "bucket": r["bucket"], "prefix": r["prefix"], "count": r["count"],
+         "trigger": r["trigger"], "latency": human_seconds(r["latency_seconds"])}
+        for r in rows
+    ]
+    columns = ["emitted", *(["bucket"] if several_buckets else []), "prefix", "count", "trigger", "latency"]
+    title = f"Emitted batches ({_describe(run)})"
+    if len(table_rows) <= MAX_TABLE_ROWS:
+        render_rows(app, table_rows, columns, title=title)
+    else:
+        write_plain_table(app, table_rows, columns, title=title)
+    render_record(app, _summary_lines(summary(run, malformed=malformed, other=other)), title="Summary")
+
+
+def _summary_lines(s: dict[str, Any]) -> dict[str, Any]:
+    fpb, lat = s["files_per_batch"], s["latency_seconds"]
+    return {
+        "events": (f"{s['events']:,} ({s['counted']:,} counted, {s['duplicates']:,} duplicate, "
+                   f"{s['ignored']:,} ignored, {s['shallow']:,} shallow)"),
+        "batches": f"{s['batches']:,}" + (
+            " (" + ", ".join(f"{n:,} {t}" for t, n in s["by_trigger"].items()) + ")" if s["batches"] else ""),
+        "files per batch": (f"{fpb['mean']} mean, min {fpb['min']}, max {fpb['max']}"
+                            if s["batches"] else "-"),
+        "latency first file → event": (f"p50 {human_seconds(lat['p50'])}, p95 {human_seconds(lat['p95'])}"
+                                       if s["batches"] else "-"),
+        "prefixes": f"{s['prefixes']:,} ({s['prefixes_split']:,} split into several batches)",
+        **({"malformed lines": f"{s['malformed']:,}"} if s["malformed"] else {}),
+        **({"not object-created": f"{s['not_object_created']:,}"} if s["not_object_created"] else {}),
+    }
+
+
+def _render_comparison(app: AppContext, runs: list[Run]) -> None:
+    """One row per threshold set; thresholds that are the same for all go in the title."""
+    settings = [{
+        "depth": str(r.rules.prefix_depth),
+        "count": str(r.rules.count),
+        "quiet": human_seconds(r.rules.quiet_seconds),
+        "max age": human_seconds(r.rules.max_age_seconds) if r.rules.max_age_seconds else "off",
+    } for r in runs]
+    varying = [k for k in settings[0] if len({s[k] for s in settings}) > 1]
+    fixed = [f"{k} {settings[0][k]}" for k in settings[0] if k not in varying]
+    rows = []
+    for run, setting in zip(runs, settings, strict=True):
+        s = summary(run)
+        rows.append({
+            **{k: setting[k] for k in varying},
+            "batches": s["batches"],
+            "files/batch": s["files_per_batch"]["mean"],
+            "p50 latency": human_seconds(s["latency_seconds"]["p50"]),
+            "p95 latency": human_seconds(s["latency_seconds"]["p95"]),
+            "split": f"{s['prefixes_split']}/{s['prefixes']}",
+            "triggers": ", ".join(f"{n} {k}" for k, n in s["by_trigger"].items()),
+        })
+    fixed.append(f"tick {human_seconds(runs[0].tick) if runs[0].tick else 'exact'}")
+    render_rows(app, rows, title=f"{len(runs)} threshold sets ({' · '.join(fixed)})")
+    first = summary(runs[0])
+    app.err.print(f"{first['events']:,} events: {first['ignored']:,} ignored, {first['shallow']:,} "
+                  f"shallow, {first['duplicates']:,} duplicate (with the first set)")

@@ -20,7 +20,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from omics_edp_cli.cli.context import AppContext, OutputFormat, app_context
+from omics_edp_cli.cli.commands import Command
+from omics_edp_cli.cli.context import AppContext, OutputFormat, OutputOption, app_context
 from omics_edp_cli.cli.errors import ExitCode
 from omics_edp_cli.cli.render import render_record, render_rows
 from omics_edp_cli.ops.replay.delivery import KEY_REFUSED
@@ -56,16 +57,22 @@ class RichProgress:
 
     def phase(self, name: str, total: int | None) -> None:
         self._finish()
-        self._task = self.progress.add_task(name, total=total)
+        # Nothing to do is said once in words afterwards, not drawn as a 0/0 bar.
+        self._task = None if total == 0 else self.progress.add_task(name, total=total)
 
     def advance(self, count: int = 1) -> None:
-        self.progress.advance(self._task, count)
+        if self._task is not None:
+            self.progress.advance(self._task, count)
 
     def _finish(self) -> None:
         if self._task is not None:
             task = self.progress.tasks[self._task]
-            self.progress.update(self._task, total=task.completed)
-            self.progress.stop_task(self._task)
+            if task.completed == 0:
+                self.progress.remove_task(self._task)
+            else:
+                self.progress.update(self._task, total=task.completed)
+                self.progress.stop_task(self._task)
+            self._task = None
 
 
 def _split(values: list[str] | None) -> tuple[str, ...]:
@@ -123,6 +130,7 @@ def replay_command(
         bool, typer.Option("--dry-run", help="Show what would be sent (count, first and last key, "
                            "per-status counts); send nothing.")
     ] = False,
+    output: OutputOption = None,
 ) -> None:
     """Re-send archived payloads to the NGS360 callback, each run's events in order.
 
@@ -131,7 +139,7 @@ def replay_command(
 
     Example: omics-edp replay --stack prod-omics --since 2026-11-23T00:55Z --until 2026-11-23T04:05Z --dry-run
     """
-    app = app_context(ctx)
+    app = app_context(ctx, output)
     options = ReplayOptions(
         since=since, until=until, stack=stack, bucket=bucket, prefix=prefix, api_server=api_server,
         statuses=_split(status), run_ids=_split(run_id), wes_run_ids=_split(wes_run_id),
@@ -142,6 +150,12 @@ def replay_command(
     app.err.print(f"Replaying s3://{plan.bucket}/{plan.prefix}/ {plan.window.describe()} → {target}")
     with RichProgress(app.err) as progress:
         result = replay(plan, app.clients, progress)
+    if result.selection.listed == 0:
+        fmt = "%Y-%m-%dT%H:%M:%SZ"
+        app.err.print(f"no archived events between {plan.window.since.strftime(fmt)} and "
+                      f"{plan.window.until.strftime(fmt)} in s3://{plan.bucket}/{plan.prefix}/")
+        if app.output is OutputFormat.table:
+            return
     if plan.dry_run:
         _render_dry_run(app, result)
         return
@@ -206,4 +220,4 @@ def _problem_table(problems: list[dict[str, Any]]) -> Table:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("replay")(replay_command)
+    app.command("replay", cls=Command)(replay_command)

@@ -138,7 +138,7 @@ def _record(record: Any) -> list[ObjectEvent]:
 def _eventbridge(event: dict[str, Any]) -> list[ObjectEvent]:
     source = event.get("source")
     if source != "aws.s3":
-        raise S3EventError(f"EventBridge event from {source!r}, not aws.s3")
+        raise S3EventError(f"EventBridge event from {source or 'no source'}, not aws.s3")
     if event.get("detail-type") != "Object Created":
         return []
     return [eventbridge_object(event)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -35,6 +36,8 @@ ARCHIVE_ONLY_FIELDS = frozenset({"enrichment_gaps"})
 _BODY_LIMIT = 2000
 
 Outcome = Literal["delivered", "already_processed", "rejected"]
+# Told after each failed attempt that will be tried again: (attempt that failed, why).
+OnRetry = Callable[[int, str], None]
 
 
 class CappedRetry(Retry):
@@ -51,18 +54,31 @@ class CappedRetry(Retry):
         retry_after_cap: float = 10.0,
         backoff_max: float = 120.0,
         backoff_jitter: float = 0.0,
+        on_retry: OnRetry | None = None,
         **kwargs: Any,
     ):
         super().__init__(*args, **kwargs)
         self.retry_after_cap = retry_after_cap
         self.backoff_max = backoff_max
         self.backoff_jitter = backoff_jitter
+        self.on_retry = on_retry
 
     def new(self, **kw: Any) -> CappedRetry:
         kw.setdefault("retry_after_cap", self.retry_after_cap)
         kw.setdefault("backoff_max", self.backoff_max)
         kw.setdefault("backoff_jitter", self.backoff_jitter)
+        kw.setdefault("on_retry", self.on_retry)
         return super().new(**kw)  # type: ignore[return-value]
+
+    def increment(self, method: Any = None, url: Any = None, response: Any = None, error: Any = None,
+                  _pool: Any = None, _stacktrace: Any = None) -> CappedRetry:
+        """Count a failed attempt (raises when the budget is spent), then say it is tried again."""
+        new = super().increment(method, url, response, error, _pool, _stacktrace)
+        reason = f"HTTP {response.status}" if response is not None else _error_reason(error)
+        log.info("callback attempt %d failed (%s); trying again", len(new.history), reason)
+        if self.on_retry is not None:
+            self.on_retry(len(new.history), reason)
+        return new  # type: ignore[return-value]
 
     def get_backoff_time(self) -> float:
         # Consecutive errors since the last redirect, as urllib3 counts them.
@@ -97,7 +113,7 @@ class DeliveryResult:
         return self.outcome != "rejected"
 
 
-def make_session(policy: DeliveryPolicy) -> requests.Session:
+def make_session(policy: DeliveryPolicy, on_retry: OnRetry | None = None) -> requests.Session:
     retry = CappedRetry(
         total=policy.max_retries,
         connect=policy.max_retries,
@@ -112,6 +128,7 @@ def make_session(policy: DeliveryPolicy) -> requests.Session:
         respect_retry_after_header=True,
         raise_on_status=False,
         retry_after_cap=policy.retry_after_cap,
+        on_retry=on_retry,
     )
     session = requests.Session()
     adapter = HTTPAdapter(max_retries=retry, pool_maxsize=32)
@@ -129,12 +146,13 @@ class CallbackClient:
         token: str | None,
         policy: DeliveryPolicy | None = None,
         session: requests.Session | None = None,
+        on_retry: OnRetry | None = None,
     ):
         self.url = api_server.rstrip("/") + CALLBACK_PATH
         self.policy = policy or DeliveryPolicy()
         self._token = token
         self._redact = Redactor(token)
-        self.session = session or make_session(self.policy)
+        self.session = session or make_session(self.policy, on_retry)
 
     def deliver(self, payload: dict[str, Any], url: str | None = None) -> DeliveryResult:
         """Deliver once (with retries) to `url` (default: the API server's callback).
@@ -193,6 +211,12 @@ def _already_processed(response: requests.Response) -> bool:
         return bool(response.json().get("already_processed"))
     except (ValueError, AttributeError):
         return False
+
+
+def _error_reason(error: Any) -> str:
+    """`[Errno 111] Connection refused`, not urllib3's `<HTTPConnection object at 0x…>: Failed …`."""
+    text = str(getattr(error, "reason", None) or error or "no answer")
+    return text.splitlines()[-1].rsplit(": ", 1)[-1][:200] if text else "no answer"
 
 
 def _short_error(exc: requests.RequestException) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -43,14 +44,23 @@ def _required_str(obj: dict[str, Any], key: str, where: str) -> str:
     return value
 
 
+def _shown(value: Any) -> str:
+    """A field's value in plain words for a message: no Python repr (`None`, quotes)."""
+    if value is None:
+        return "missing"
+    if isinstance(value, str):
+        return value[:100] if value.strip() else "empty"
+    return json.dumps(value, default=str)[:100]
+
+
 def validate(event: Any) -> RunStatusEvent:
     """Return the typed event, or raise `InvalidEvent` naming the first problem."""
     if not isinstance(event, dict):
         raise InvalidEvent(f"event is a {type(event).__name__}, expected a JSON object")
     if event.get("source") != SOURCE:
-        raise InvalidEvent(f"source is {event.get('source')!r}, expected {SOURCE!r}")
+        raise InvalidEvent(f"source is {_shown(event.get('source'))}, expected {SOURCE}")
     if event.get("detail-type") != DETAIL_TYPE:
-        raise InvalidEvent(f"detail-type is {event.get('detail-type')!r}, expected {DETAIL_TYPE!r}")
+        raise InvalidEvent(f"detail-type is {_shown(event.get('detail-type'))}, expected {DETAIL_TYPE}")
     detail = event.get("detail")
     if not isinstance(detail, dict):
         raise InvalidEvent("detail is missing or not an object")
@@ -61,7 +71,7 @@ def validate(event: Any) -> RunStatusEvent:
     try:
         parse_time(time)
     except ValueError as e:
-        raise InvalidEvent(f"time {time!r} is not ISO 8601") from e
+        raise InvalidEvent(f"time {time} is not ISO 8601") from e
     region = event.get("region") if isinstance(event.get("region"), str) else "us-east-1"
     return RunStatusEvent(event_id, time, region or "us-east-1", run_id, status, event)
 

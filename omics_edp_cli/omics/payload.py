@@ -72,7 +72,9 @@ def contract_errors(payload: Any) -> list[str]:
     if reason:
         errors.append(reason)
     if payload.get("status") not in RECEIVER_STATUSES:
-        errors.append(f"status {payload.get('status')!r} is not a known HealthOmics status")
+        status = payload.get("status")
+        errors.append(f"status {status} is not a known HealthOmics status" if status
+                      else "status is missing")
     try:
         parse_time(str(payload.get("event_time")))
     except ValueError:

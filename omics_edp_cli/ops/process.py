@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC
+from typing import Any, Protocol
 
 from omics_edp_cli.aws import ClientFactory
-from omics_edp_cli.errors import ConfigError
-from omics_edp_cli.omics.archive import ArchiveStore, Encryption
+from omics_edp_cli.errors import ConfigError, DeliveryError
+from omics_edp_cli.omics.archive import ArchiveStore, Encryption, archive_key
 from omics_edp_cli.omics.config import (
     API_SERVER,
     DATA_LAKE_BUCKET,
@@ -18,11 +19,17 @@ from omics_edp_cli.omics.config import (
     DeliveryPolicy,
 )
 from omics_edp_cli.omics.delivery import CallbackClient
-from omics_edp_cli.omics.event import InvalidEvent, validate
+from omics_edp_cli.omics.event import InvalidEvent, RunStatusEvent, validate
 from omics_edp_cli.omics.processor import Processor, ProcessResult
 from omics_edp_cli.ops.deployment import ProcessorStack, api_token, load_typed, resolve
 
 PLACEHOLDER_BUCKET = "DATA_LAKE_BUCKET"
+
+
+class DeliveryProgress(Protocol):
+    """What the CLI shows while the callback is retried."""
+
+    def retrying(self, failed_attempt: int, attempts: int, reason: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -93,15 +100,43 @@ def process_event(
     clients: ClientFactory,
     env: Mapping[str, str] | None = None,
     policy: DeliveryPolicy | None = None,
+    progress: DeliveryProgress | None = None,
 ) -> ProcessResult:
-    """Plan (configuration checked before any AWS call), then process the event."""
+    """Plan (configuration checked before any AWS call), then process the event.
+
+    When the receiver stays unreachable, the `DeliveryError` says where the event is archived
+    and the `omics-edp replay` command that sends it once the receiver is back.
+    """
     env = os.environ if env is None else env
     plan = plan_process(options, clients, env)
     s3 = clients.client("s3") if (plan.enrich or not plan.dry_run) else None
     omics = clients.client("omics") if plan.enrich else None
     callback = None
     if not plan.dry_run:
-        callback = CallbackClient(str(plan.api_server), plan.token, policy or DeliveryPolicy.from_env(env))
+        policy = policy or DeliveryPolicy.from_env(env)
+        attempts = policy.max_retries + 1
+        on_retry = None
+        if progress is not None:
+            def on_retry(failed: int, reason: str) -> None:
+                progress.retrying(failed, attempts, reason)
+        callback = CallbackClient(str(plan.api_server), plan.token, policy, on_retry=on_retry)
     archive = ArchiveStore(s3, plan.bucket, plan.prefix, Encryption(plan.kms_key_id))
     processor = Processor(archive, omics, callback)
-    return processor.process(event, dry_run=plan.dry_run, enrich_run=plan.enrich)
+    try:
+        return processor.process(event, dry_run=plan.dry_run, enrich_run=plan.enrich)
+    except DeliveryError as e:
+        run_event = validate(event)  # it was valid: delivery is only tried after validation
+        where = archive.uri(archive_key(plan.prefix, run_event.event_time, run_event.event_id))
+        raise DeliveryError(f"{e}; the event is archived at {where}: send it again once the receiver "
+                            f"answers with: {replay_command(run_event, plan, options)}",
+                            attempts=e.attempts, http_status=e.http_status) from None
+
+
+def replay_command(event: RunStatusEvent, plan: ProcessPlan, options: ProcessOptions) -> str:
+    """The `omics-edp replay` line that re-sends exactly this archived event."""
+    moment = event.event_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    where = (f"--stack {options.stack}" if options.stack
+             else f"--bucket {plan.bucket} --api-server {plan.api_server}")
+    if not options.stack and plan.prefix != DEFAULT_S3_PREFIX:
+        where += f" --prefix {plan.prefix}"
+    return f"omics-edp replay {where} --since {moment} --until {moment} --run-id {event.run_id}"

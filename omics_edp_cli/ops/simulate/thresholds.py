@@ -24,7 +24,7 @@ from omics_edp_cli.edp.config import (
     rules_from_parameters,
 )
 from omics_edp_cli.errors import ConfigError
-from omics_edp_cli.ops.deploy.parameters import read_parameters_file
+from omics_edp_cli.ops.deploy.parameters import CODE_PARAMETERS, load_template, read_parameters_file
 
 MAX_SETS = 24
 
@@ -96,6 +96,7 @@ def resolve(
     elif stack_parameters is not None:
         source, origin = stack_parameters(), f"stack {stack_name}"
     if source is not None:
+        check_edp_parameters(source, origin)
         base = rules_from_parameters(source, origin)
         bucket = source.get(P_BUCKET) or None
     from_env = {ENV_TO_PARAMETER[k]: v for k, v in env.items() if k in ENV_TO_PARAMETER}
@@ -108,3 +109,19 @@ def resolve(
     sets = [replace(base, **dict(zip(names, combo, strict=True)))
             for combo in itertools.product(*(given[n] for n in names))]
     return Resolved(sets or [base], bucket, origin)
+
+
+def check_edp_parameters(values: Mapping[str, str], origin: str) -> None:
+    """Refuse parameters the EDP template does not know (a processor's file or stack, a typo).
+
+    Otherwise the thresholds it lacks would silently fall back to the defaults.
+    """
+    known = set(load_template("edp").parameters) | set(CODE_PARAMETERS)
+    unknown = sorted(k for k in values if k not in known)
+    if not unknown:
+        return
+    if any(k in load_template("processor").parameters for k in unknown):
+        raise ConfigError(f"{origin}: {unknown[0]} is a processor parameter; simulate-batch needs the "
+                          "EDP stack's parameters (BucketName, BucketThresholdEventCount, ...)")
+    raise ConfigError(f"{origin}: unknown parameter {unknown[0]} for the EDP template "
+                      f"(known: {', '.join(sorted(known - set(CODE_PARAMETERS)))})")
