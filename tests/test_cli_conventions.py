@@ -68,7 +68,7 @@ def test_completion_offers_the_commands():
 
 def test_completion_offers_subcommands_and_choices():
     assert set(_complete_bash("omics-edp dlq ")) >= {"list", "show", "redrive", "purge"}
-    assert set(_complete_bash("omics-edp package ")) == {"processor", "edp"}
+    assert set(_complete_bash("omics-edp package ")) == {"processor", "edp", "packager"}
     assert set(_complete_bash("omics-edp replay -o ")) == {"table", "json"}
 
 

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from omics_edp_cli.cli.context import OutputFormat, app_context
+from omics_edp_cli.cli.commands import Command
+from omics_edp_cli.cli.context import OutputFormat, OutputOption, app_context
 from omics_edp_cli.cli.errors import ExitCode
 from omics_edp_cli.cli.render import print_json, render_record, render_rows
 from omics_edp_cli.ops.inputs import load_json_file
@@ -39,12 +40,13 @@ def package_batch_command(
         bool, typer.Option("--dry-run", help="Show the package's name, entries, metadata and destination; "
                            "push and send nothing.")
     ] = False,
+    output: OutputOption = None,
 ) -> None:
     """Build the Quilt package of one EDP batch, exactly as the packager Lambda would.
 
     Example: omics-edp package-batch event.json --registry s3://my-registry --dry-run
     """
-    app = app_context(ctx)
+    app = app_context(ctx, output)
     event = load_json_file(str(event_file))
     check_event(event, "stdin" if str(event_file) == "-" else str(event_file))
     options = PackageBatchOptions(registry=registry, quarantine=quarantine, workflow=workflow, stack=stack,
@@ -68,4 +70,4 @@ def package_batch_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("package-batch")(package_batch_command)
+    app.command("package-batch", cls=Command)(package_batch_command)

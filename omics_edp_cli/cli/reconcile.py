@@ -7,7 +7,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from omics_edp_cli.cli.context import AppContext, OutputFormat, app_context
+from omics_edp_cli.cli.commands import Command
+from omics_edp_cli.cli.context import AppContext, OutputFormat, OutputOption, app_context
 from omics_edp_cli.cli.errors import ExitCode
 from omics_edp_cli.cli.render import render_rows
 from omics_edp_cli.cli.replay import RichProgress
@@ -53,6 +54,7 @@ def reconcile_command(
     rate: Annotated[
         float, typer.Option(help="At most this many events per second over all runs (0: no limit).")
     ] = 0.0,
+    output: OutputOption = None,
 ) -> None:
     """Compare every HealthOmics run in the window with what NGS360 was sent; --fix sends the rest.
 
@@ -62,7 +64,7 @@ def reconcile_command(
 
     Example: omics-edp reconcile --stack prod-omics --since 24h --fix
     """
-    app = app_context(ctx)
+    app = app_context(ctx, output)
     options = ReconcileOptions(since=since, until=until, fix=fix, stack=stack, bucket=bucket,
                                prefix=prefix, api_server=api_server, concurrency=concurrency,
                                rate=rate)
@@ -116,4 +118,4 @@ def _runs_table(rows: list[dict[str, Any]]) -> Table:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("reconcile")(reconcile_command)
+    app.command("reconcile", cls=Command)(reconcile_command)

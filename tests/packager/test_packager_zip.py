@@ -75,7 +75,7 @@ def test_the_unpacked_zip_imports_quilt3_on_python_3_12(built, tmp_path):
 def test_package_packager_prints_size_and_the_wheels(cache, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache.parent))
     monkeypatch.setattr(wheels, "default_cache", lambda: cache)
-    result = CliRunner().invoke(app, ["-o", "json", "package", "packager", "-o", str(tmp_path)])
+    result = CliRunner().invoke(app, ["-o", "json", "package", "packager", "--out-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     info = json.loads(result.stdout)
     assert info["size"] == Path(info["path"]).stat().st_size
