@@ -14,14 +14,13 @@ from omics_edp_cli.omics.archive import ArchiveStore, Encryption
 from omics_edp_cli.omics.config import ProcessorSettings
 from omics_edp_cli.omics.delivery import CallbackClient
 from omics_edp_cli.omics.processor import Processor
-from omics_edp_cli.omics.secrets import RedactingFilter, Redactor, resolve_token
+from omics_edp_cli.omics.secrets import RedactingFilter, redact, resolve_token
 
 log = logging.getLogger(__name__)
 _processor: Processor | None = None
-_redactor = Redactor()
 
 
-def configure_logging(verbose: bool, redactor: Redactor) -> None:
+def configure_logging(verbose: bool) -> None:
     """INFO (DEBUG when verbose) for this package; botocore stays quiet; secrets masked."""
     root = logging.getLogger()
     if not root.handlers:  # outside Lambda (Lambda installs its own handler)
@@ -31,14 +30,13 @@ def configure_logging(verbose: bool, redactor: Redactor) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     for handler in root.handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(RedactingFilter(redactor))
+            handler.addFilter(RedactingFilter())  # every secret `resolve_token` read
 
 
 def build_processor(settings: ProcessorSettings, clients: ClientFactory | None = None) -> Processor:
     clients = clients or ClientFactory()
-    configure_logging(settings.verbose, _redactor)
+    configure_logging(settings.verbose)
     token = resolve_token(clients.client("secretsmanager"))
-    _redactor.add(token)
     archive = ArchiveStore(
         clients.client("s3"), settings.bucket, settings.prefix, Encryption(settings.kms_key_id)
     )
@@ -57,6 +55,11 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         # A transient delivery failure or an archive failure fails the invocation: Lambda
         # retries the event and finally sends it to the dead-letter queue.
         log.error("invocation failed, Lambda will retry: %s", e)
+        raise
+    except Exception as e:
+        # Lambda puts str(e) in the log and the DLQ's ErrorMessage attribute: never unmasked.
+        if redact(str(e)) != str(e):
+            raise OperationError(redact(str(e))) from None
         raise
     return {"statusCode": 200 if result.ok else 400, **result.as_dict()}
 

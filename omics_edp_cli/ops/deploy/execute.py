@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.errors import ConfigError, OperationError
-from omics_edp_cli.omics.secrets import Redactor
+from omics_edp_cli.omics.secrets import check_token, redact, remember
 from omics_edp_cli.ops.deploy import packaging
 from omics_edp_cli.ops.deploy.parameters import TOKEN_PARAMETER, Template, load_template, validate
 from omics_edp_cli.ops.deployment import TOKEN_ENV, describe_stack
@@ -95,6 +95,11 @@ def prepare(request: DeployRequest, env: Mapping[str, str] | None = None) -> tup
     if TOKEN_PARAMETER in template.parameters and env.get(TOKEN_ENV):
         values[TOKEN_PARAMETER] = env[TOKEN_ENV]  # beats the file; keeps the key off the command line
     values.update(request.overrides)
+    for name in template.no_echo():
+        remember(values.get(name))  # masked in every message from here on
+    if values.get(TOKEN_PARAMETER):
+        # The one token policy, before the template's own pattern gives a vaguer message.
+        values[TOKEN_PARAMETER] = check_token(values[TOKEN_PARAMETER], f"{request.source}: {TOKEN_PARAMETER}")
     # The token may also be kept from the deployed stack (checked once it is described).
     optional = tuple(sorted(template.no_echo()))
     validate(template, values, request.source, optional=optional)
@@ -115,7 +120,6 @@ def deploy_stack(clients: ClientFactory, request: DeployRequest, hooks: DeployHo
                  env: Mapping[str, str] | None = None) -> DeployResult:
     hooks = hooks or DeployHooks()
     template, values = prepare(request, env)
-    redact = Redactor(*(values.get(k) for k in template.no_echo()))
     bucket = request.code_bucket or values.get("DataLakeBucket")
     prefix = request.code_prefix if request.code_prefix is not None else default_code_prefix(
         request.kind, values)
