@@ -29,19 +29,25 @@ TOKEN_PATTERN = rf"^{_TOKEN_CHAR}(?:[ \t!#-\[\]-~]*{_TOKEN_CHAR})?$"
 _TOKEN_RE = re.compile(TOKEN_PATTERN)
 
 
+def token_problem(token: str) -> str | None:
+    """What is wrong with an (already stripped) token, or None. Never quotes the value."""
+    if len(token) < MIN_TOKEN_LENGTH:
+        return f"is shorter than {MIN_TOKEN_LENGTH} characters"
+    if '"' in token or "\\" in token:
+        return 'contains " or \\ (not allowed)'
+    if not _TOKEN_RE.fullmatch(token):
+        return "is not a valid HTTP header value (control or non-ASCII characters)"
+    return None
+
+
 def check_token(token: str, source: str) -> str:
-    """The token with surrounding whitespace stripped; `ConfigError` naming `source` (never the
-    value) when it is too short, not a valid HTTP header value, or contains `"` or `\\`."""
+    """The token with surrounding whitespace stripped, remembered for `redact`; `ConfigError`
+    naming `source` (never the value) when `token_problem` finds something."""
     stripped = token.strip()
+    problem = token_problem(stripped)
+    if problem:
+        raise ConfigError(f"{source}: the API token {problem}")
     remember(stripped)
-    remember(token)
-    if len(stripped) < MIN_TOKEN_LENGTH:
-        raise ConfigError(f"{source}: the API token is shorter than {MIN_TOKEN_LENGTH} characters")
-    if '"' in stripped or "\\" in stripped:
-        raise ConfigError(f'{source}: the API token contains " or \\ (not allowed)')
-    if not _TOKEN_RE.fullmatch(stripped):
-        raise ConfigError(f"{source}: the API token is not a valid HTTP header value "
-                          "(control or non-ASCII characters)")
     return stripped
 
 
@@ -128,29 +134,26 @@ class Redactor:
     """Replaces known secret values, escaped or encoded, with `***` in any text."""
 
     def __init__(self, *secrets: str | None):
-        self._secrets: set[str] = set()
-        self._pattern: re.Pattern[str] | None = None
+        self._patterns: dict[str, re.Pattern[str]] = {}
         for secret in secrets:
             self.add(secret)
 
     def add(self, secret: str | None) -> None:
         # Very short values would mask ordinary words; the token policy refuses them anyway.
-        if not secret or len(secret) < 4 or secret in self._secrets:
+        if not secret or len(secret) < 4 or secret in self._patterns:
             return
-        self._secrets.add(secret)
-        alternatives = [_escaped_pattern(s) for s in self._secrets]
-        alternatives += [re.escape(f) for s in self._secrets for f in _base64_forms(s)]
+        alternatives = [_escaped_pattern(secret), *map(re.escape, _base64_forms(secret))]
+        self._patterns[secret] = re.compile("|".join(alternatives))
         # Longest first, so a secret containing another is masked whole.
-        alternatives.sort(key=len, reverse=True)
-        self._pattern = re.compile("|".join(alternatives))
+        self._patterns = dict(sorted(self._patterns.items(), key=lambda kv: -len(kv[0])))
 
     def __bool__(self) -> bool:
-        return bool(self._secrets)
+        return bool(self._patterns)
 
     def __call__(self, text: str) -> str:
-        if self._pattern is None or not text:
-            return text
-        return self._pattern.sub(MASK, text)
+        for pattern in self._patterns.values():
+            text = pattern.sub(MASK, text)
+        return text
 
 
 # Every secret this process has seen (the token read by the Lambda or the CLI, NoEcho deploy
