@@ -6,6 +6,8 @@ demo calls `deploy_stack` directly to deploy both stacks into moto.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -33,6 +35,9 @@ TERMINAL_FAILED = {
 CANCELLED = ("Resource creation cancelled", "Resource update cancelled", "Resource deletion cancelled")
 NO_CHANGES = ("No updates are to be performed", "didn't contain changes", "does not contain changes")
 FOLLOW_LIMIT_SECONDS = 3 * 3600.0  # beyond CloudFormation's own resource timeouts
+# Outside the archive prefix (BucketPrefix/*), the only place the processor's role may write:
+# a function able to overwrite its own next package could ship any code.
+DEFAULT_CODE_PREFIX = "omics-edp/lambda"
 
 
 @dataclass(frozen=True)
@@ -110,10 +115,19 @@ def prepare(request: DeployRequest, env: Mapping[str, str] | None = None) -> tup
 
 
 def default_code_prefix(kind: str, values: Mapping[str, str]) -> str:
-    """Where packages go when `--code-prefix` is not given: beside the archive, or `omics-edp/lambda`."""
-    if kind == "processor":
-        return (values.get("BucketPrefix") or "omics-run-events").strip("/") + "/lambda"
-    return "omics-edp/lambda"
+    """Where packages go when `--code-prefix` is not given (both kinds): `omics-edp/lambda`."""
+    return DEFAULT_CODE_PREFIX
+
+
+def check_code_location(kind: str, bucket: str, prefix: str, values: Mapping[str, str]) -> None:
+    """`ConfigError` when the package would sit where the processor's role may write."""
+    if kind != "processor" or bucket != values.get("DataLakeBucket"):
+        return
+    archive = (values.get("BucketPrefix") or "omics-run-events").strip("/") + "/"
+    if (prefix.strip("/") + "/").startswith(archive):
+        raise ConfigError(f"--code-prefix {prefix!r} is inside BucketPrefix {archive!r}, which the "
+                          "function's role may write: choose a prefix outside it (default "
+                          f"{DEFAULT_CODE_PREFIX})")
 
 
 def deploy_stack(clients: ClientFactory, request: DeployRequest, hooks: DeployHooks | None = None,
@@ -125,6 +139,7 @@ def deploy_stack(clients: ClientFactory, request: DeployRequest, hooks: DeployHo
         request.kind, values)
     if not bucket:
         raise ConfigError("--code-bucket is required (no DataLakeBucket to default to)")
+    check_code_location(request.kind, bucket, prefix, values)
 
     package = packaging.build(request.kind, request.source_root)
     key = package.s3_key(prefix)
@@ -148,7 +163,7 @@ def deploy_stack(clients: ClientFactory, request: DeployRequest, hooks: DeployHo
         existing = _recreate_after_failed_create(cfn, request, hooks, redact)
 
     result = DeployResult(request.name, existing["StackStatus"] if existing else "NEW", key)
-    result.uploaded = _upload(clients.client("s3"), bucket, key, package.data)
+    result.uploaded = _upload(clients.client("s3"), bucket, key, package.data, hooks.info)
     hooks.info(f"package {package.sha256[:12]} ({len(package.data):,} bytes) "
                f"{'uploaded to' if result.uploaded else 'already at'} s3://{bucket}/{key}")
     values.update({"CodeS3Bucket": bucket, "CodeS3Key": key})
@@ -234,17 +249,33 @@ def _recreate_after_failed_create(cfn: Any, request: DeployRequest, hooks: Deplo
     raise OperationError(f"stack {request.name} is still being deleted after 30 minutes")
 
 
-def _upload(s3: Any, bucket: str, key: str, data: bytes) -> bool:
-    """Upload unless that content-hash key is already there. True when uploaded."""
+def package_checksum(data: bytes) -> str:
+    """The S3 `ChecksumSHA256` of an object with these bytes (base64 of the SHA-256 digest)."""
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def _upload(s3: Any, bucket: str, key: str, data: bytes,
+            info: Callable[[str], None] = lambda message: None) -> bool:
+    """Upload with a SHA-256 checksum unless the object at that content-hash key carries the same
+    checksum already (S3 computed it from the stored bytes). True when uploaded."""
+    checksum = package_checksum(data)
     try:
-        s3.head_object(Bucket=bucket, Key=key)
-        return False
+        head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
     except ClientError as e:
         if e.response.get("Error", {}).get("Code") not in {"404", "NoSuchKey", "NotFound"}:
             raise OperationError(f"checking s3://{bucket}/{key} failed: {e}") from None
+    else:
+        found = head.get("ChecksumSHA256")
+        if found == checksum:
+            return False
+        # Something else sits at the key of this content: never trust it, replace it.
+        info(f"s3://{bucket}/{key} exists but its SHA-256 checksum "
+             f"{'is missing' if not found else 'differs'}: uploading the package again")
     try:
+        # S3 refuses the upload if the bytes it receives do not match the checksum.
         s3.put_object(Bucket=bucket, Key=key, Body=data, ServerSideEncryption="AES256",
-                      ContentType="application/zip")
+                      ContentType="application/zip", ChecksumAlgorithm="SHA256",
+                      ChecksumSHA256=checksum)
     except ClientError as e:
         raise OperationError(f"uploading the package to s3://{bucket}/{key} failed: {e}") from None
     return True
