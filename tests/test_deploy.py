@@ -50,7 +50,7 @@ def test_first_processor_deploy_creates_the_stack_with_the_content_hash_key(aws,
     assert f"✓ {stack}: CREATE_COMPLETE" in result.stderr
     assert API_TOKEN not in result.output
     package = packaging.build("processor")
-    expected_key = package.s3_key("omics-run-events/lambda")
+    expected_key = package.s3_key("omics-edp/lambda")
     described = aws.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
     params = {p["ParameterKey"]: p.get("ParameterValue") for p in described["Parameters"]}
     assert described["StackStatus"] == "CREATE_COMPLETE"

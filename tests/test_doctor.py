@@ -85,7 +85,10 @@ def test_healthy_processor_stack_passes_every_check(processor):
         "stack status", "function configured", "rule enabled and targeting the function",
         "dead-letter queue empty", "no recent Lambda errors", "callback endpoint reachable",
         "data-lake bucket encrypted", "reconcile schedule enabled", "last reconcile in sync",
+        "AlarmTopicArn key lets cloudwatch publish", "queues encrypted",
+        "stateful resources retained", "outputs.json read scope",
     }
+    assert checks["outputs.json read scope"]["detail"].startswith("warning: the function may read")
     assert f"{len(checks)} passed, 0 failed" in stderr
 
 
@@ -95,6 +98,8 @@ def test_healthy_edp_stack_passes_every_check(edp):
     assert failed(checks) == []
     assert "bucket sends events to EventBridge" in checks
     assert "ingest queue wired to the ingest function" in checks
+    assert {"TopicArn key lets events publish", "AlarmTopicArn key lets cloudwatch publish",
+            "queues encrypted", "stateful resources retained", "state table encrypted"} <= set(checks)
 
 
 def test_disabled_rule_is_reported_with_the_command_that_fixes_it(processor):
@@ -212,3 +217,78 @@ def test_a_stack_not_deployed_by_omics_edp_is_named_as_such(aws):
     assert result.stderr.strip() == (
         f"Error: stack {name} was not deployed by omics-edp: it has none of the parameters "
         "ApiServer (processor), BucketName (edp), RegistryBucket (packager)")
+
+
+def test_a_topic_under_the_aws_managed_key_is_reported(processor):
+    processor.aws.client("sns").set_topic_attributes(
+        TopicArn=processor.outputs["AlarmTopicArn"], AttributeName="KmsMasterKeyId",
+        AttributeValue="alias/aws/sns")
+    code, checks, _ = doctor(processor.stack)
+    assert code == 1
+    assert failed(checks) == ["AlarmTopicArn key lets cloudwatch publish"]
+    assert "uses the AWS managed key alias/aws/sns: alarms and rules cannot publish" in str(
+        checks["AlarmTopicArn key lets cloudwatch publish"]["detail"])
+
+
+def test_an_eventbridge_key_grant_with_source_conditions_is_reported(edp):
+    """The grant that looks stricter but silently drops every package-ready notification."""
+    kms = edp.aws.client("kms")
+    key = edp.outputs["NotificationKeyArn"]
+    raw = kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"]
+    policy = raw if isinstance(raw, dict) else json.loads(raw)
+    for statement in policy["Statement"]:
+        if statement.get("Principal", {}).get("Service") == "events.amazonaws.com":
+            statement["Condition"] = {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+    kms.put_key_policy(KeyId=key, PolicyName="default", Policy=json.dumps(policy))
+    code, checks, _ = doctor(edp.stack)
+    assert code == 1
+    assert failed(checks) == ["TopicArn key lets events publish"]
+    detail = str(checks["TopicArn key lets events publish"]["detail"])
+    assert "does not let events.amazonaws.com use" in detail
+
+
+def test_an_unencrypted_queue_is_reported(edp):
+    edp.aws.client("sqs").set_queue_attributes(
+        QueueUrl=edp.outputs["FlushDeadLetterQueueUrl"], Attributes={"SqsManagedSseEnabled": "false"})
+    code, checks, _ = doctor(edp.stack)
+    assert code == 1
+    assert failed(checks) == ["queues encrypted"]
+    assert checks["queues encrypted"]["detail"] == (
+        f"not encrypted: {edp.outputs['FlushDeadLetterQueueUrl'].rsplit('/', 1)[-1]}")
+
+
+def test_resources_without_retain_are_reported(aws):
+    """A stack deployed from an older template: its dead letters would go with it."""
+    from omics_edp_cli.ops.doctor import Doctor
+
+    stack = unique("old")
+    aws.client("cloudformation").create_stack(StackName=stack, TemplateBody=json.dumps({
+        "Resources": {"DeadLetterQueue": {"Type": "AWS::SQS::Queue"},
+                      "Kept": {"Type": "AWS::SQS::Queue", "DeletionPolicy": "Retain",
+                               "UpdateReplacePolicy": "Retain"}}}))
+    ok, detail, fix = Doctor(aws, stack)._retention(stack)
+    assert not ok
+    assert detail == "deleting the stack would delete: DeadLetterQueue"
+    assert fix.startswith("run omics-edp deploy again")
+
+
+def test_a_table_whose_kms_key_is_unusable_is_reported():
+    """moto cannot make a key inaccessible: the DynamoDB answer is scripted with Stubber."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from omics_edp_cli.ops.doctor import Doctor
+
+    client = boto3.client("dynamodb", region_name="us-east-1")
+
+    class Clients(ClientFactory):
+        def client(self, service: str):  # type: ignore[override]
+            return client
+
+    with Stubber(client) as stub:
+        stub.add_response("describe_table", {"Table": {
+            "TableName": "state", "TableStatus": "INACCESSIBLE_ENCRYPTION_CREDENTIALS",
+            "SSEDescription": {"Status": "ENABLED", "SSEType": "KMS"}}}, {"TableName": "state"})
+        ok, detail, _ = Doctor(Clients(), "stk")._table_encrypted("state")
+    assert not ok
+    assert detail == "state: its KMS key is unusable (INACCESSIBLE_ENCRYPTION_CREDENTIALS)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Annotated
 
 import typer
@@ -23,6 +24,8 @@ from omics_edp_cli.cli import (
 )
 from omics_edp_cli.cli.context import OUTPUT_HELP, AppContext, OutputFormat
 from omics_edp_cli.cli.errors import ErrorHandlingGroup
+from omics_edp_cli.omics.secrets import RedactingFilter, remember
+from omics_edp_cli.ops.deployment import LAMBDA_TOKEN_ENV, TOKEN_ENV
 
 app = typer.Typer(
     name="omics-edp",
@@ -82,10 +85,15 @@ def root(
     if output is not None:
         obj.output = output
     obj.verbose = verbose or obj.verbose
+    for name in (TOKEN_ENV, LAMBDA_TOKEN_ENV):  # masked in everything printed, by every command
+        remember((os.environ.get(name) or "").strip())
     if obj.verbose:
         logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s %(message)s")
         for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
             logging.getLogger(noisy).setLevel(logging.INFO)
+        for handler in logging.getLogger().handlers:
+            if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+                handler.addFilter(RedactingFilter())
     ctx.obj = obj
 
 

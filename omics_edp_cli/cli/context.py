@@ -2,19 +2,53 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import IO, Annotated, Any, TextIO, cast
 
 import typer
 from rich.console import Console
 
 from omics_edp_cli.aws import ClientFactory
+from omics_edp_cli.omics.secrets import redact
+
+
+class RedactedStream:
+    """stdout or stderr (looked up at each write, as test runners swap them) with every known
+    secret masked in whatever is written: the last guard for messages printed directly."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr if self.name == "stderr" else sys.stdout
+
+    def write(self, text: str) -> int:
+        return self.stream.write(redact(text))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return bool(getattr(self.stream, "isatty", lambda: False)())
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self.stream, "encoding", None) or "utf-8"
 
 
 class OutputFormat(StrEnum):
     table = "table"
     json = "json"
+
+
+def _console(name: str) -> Console:
+    return Console(file=cast(IO[str], RedactedStream(name)), soft_wrap=True)
 
 
 @dataclass
@@ -25,8 +59,8 @@ class AppContext:
     output: OutputFormat = OutputFormat.table
     verbose: bool = False
     # stdout is data; everything else (progress, warnings, errors) goes to stderr.
-    out: Console = field(default_factory=lambda: Console(soft_wrap=True))
-    err: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True))
+    out: Console = field(default_factory=lambda: _console("stdout"))
+    err: Console = field(default_factory=lambda: _console("stderr"))
 
     def client(self, service: str) -> Any:
         return self.clients.client(service)

@@ -30,6 +30,7 @@ from rich.markup import escape
 from omics_edp_cli.aws import credential_hint
 from omics_edp_cli.cli.commands import Group
 from omics_edp_cli.errors import ConfigError, OmicsEdpError, OperationError
+from omics_edp_cli.omics.secrets import redact
 
 
 class ExitCode(IntEnum):
@@ -85,8 +86,8 @@ class ErrorHandlingGroup(Group):
             if error is None:
                 raise
             if _verbose(ctx):
-                traceback.print_exception(exc, file=sys.stderr)
-            Console(stderr=True, soft_wrap=True).print(f"[bold red]Error:[/] {escape(str(error))}")
+                sys.stderr.write(redact("".join(traceback.format_exception(exc))))
+            Console(stderr=True, soft_wrap=True).print(f"[bold red]Error:[/] {escape(redact(str(error)))}")
             raise typer.Exit(error.exit_code) from None
 
 

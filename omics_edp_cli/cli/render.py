@@ -9,6 +9,7 @@ from typing import Any
 from rich.table import Table
 
 from omics_edp_cli.cli.context import AppContext, OutputFormat
+from omics_edp_cli.omics.secrets import redact
 from omics_edp_cli.ops.simulate.execute import Run, as_json, summary, timeline
 
 # Above this many rows, tables are plain aligned text and JSON is compact (Rich takes seconds).
@@ -16,7 +17,8 @@ MAX_TABLE_ROWS = 500
 
 
 def to_json(data: Any) -> str:
-    return json.dumps(data, indent=2, default=str, ensure_ascii=False)
+    """JSON with every known secret masked (stdout is data people paste into tickets)."""
+    return redact(json.dumps(data, indent=2, default=str, ensure_ascii=False))
 
 
 def print_json(app: AppContext, data: Any) -> None:
@@ -33,8 +35,8 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, (dict, list)):
-        return json.dumps(value, default=str, ensure_ascii=False)
-    return str(value)
+        return redact(json.dumps(value, default=str, ensure_ascii=False))
+    return redact(str(value))
 
 
 def render_rows(
@@ -67,7 +69,7 @@ def render_record(app: AppContext, record: Mapping[str, Any], *, title: str | No
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     for key, value in record.items():
-        table.add_row(key, _cell(value))
+        table.add_row(redact(key), _cell(value))
     app.out.print(table)
 
 

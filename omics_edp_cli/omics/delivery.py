@@ -19,9 +19,9 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from omics_edp_cli.errors import ApiKeyRefused, DeliveryError
+from omics_edp_cli.errors import ApiKeyRefused, ConfigError, DeliveryError
 from omics_edp_cli.omics.config import CALLBACK_PATH, DeliveryPolicy
-from omics_edp_cli.omics.secrets import Redactor
+from omics_edp_cli.omics.secrets import check_token, redact
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +150,9 @@ class CallbackClient:
     ):
         self.url = api_server.rstrip("/") + CALLBACK_PATH
         self.policy = policy or DeliveryPolicy()
-        self._token = token
-        self._redact = Redactor(token)
+        # Checked here too (not only where it was read): an unsendable token is a configuration
+        # error, never a "transient" failure retried until the budget runs out.
+        self._token = check_token(token, "the callback API token") if token else None
         self.session = session or make_session(self.policy, on_retry)
 
     def deliver(self, payload: dict[str, Any], url: str | None = None) -> DeliveryResult:
@@ -169,15 +170,20 @@ class CallbackClient:
             response = self.session.post(
                 url, data=json.dumps(payload), headers=headers, timeout=timeout
             )
+        except requests.exceptions.InvalidHeader:
+            # Its message quotes the header value: never shown, and nothing was sent.
+            raise ConfigError(f"the callback API token is not a valid {AUTH_HEADER} header value; "
+                              "nothing was sent") from None
         except requests.RequestException as e:
             attempts = self.policy.max_retries + 1
             raise DeliveryError(
                 f"callback to {url} failed after {attempts} attempts: "
-                f"{self._redact(_short_error(e))}",
+                f"{_short_error(e)}",
                 attempts=attempts,
             ) from None
         attempts = _attempts(response)
-        body = self._redact(response.text[:_BODY_LIMIT])
+        # Masked before it is cut, so a token echoed across the cut cannot show in part.
+        body = redact(response.text)[:_BODY_LIMIT]
         status = response.status_code
         if status in TRANSIENT_STATUSES:
             raise DeliveryError(
@@ -222,4 +228,4 @@ def _error_reason(error: Any) -> str:
 def _short_error(exc: requests.RequestException) -> str:
     """The last line of a connection error, not urllib3's whole pool repr."""
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    return str(reason or exc).splitlines()[-1][:300]
+    return redact(str(reason or exc)).splitlines()[-1][:300]

@@ -15,15 +15,14 @@ from omics_edp_cli.omics.config import ProcessorSettings
 from omics_edp_cli.omics.delivery import CallbackClient
 from omics_edp_cli.omics.metrics import MetricsLogger
 from omics_edp_cli.omics.processor import Processor
-from omics_edp_cli.omics.secrets import RedactingFilter, Redactor, resolve_token
+from omics_edp_cli.omics.secrets import RedactingFilter, redact, resolve_token
 
 log = logging.getLogger(__name__)
 _processor: Processor | None = None
 _metrics: MetricsLogger | None = None
-_redactor = Redactor()
 
 
-def configure_logging(verbose: bool, redactor: Redactor) -> None:
+def configure_logging(verbose: bool) -> None:
     """INFO (DEBUG when verbose) for this package; botocore stays quiet; secrets masked."""
     root = logging.getLogger()
     if not root.handlers:  # outside Lambda (Lambda installs its own handler)
@@ -33,14 +32,13 @@ def configure_logging(verbose: bool, redactor: Redactor) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     for handler in root.handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(RedactingFilter(redactor))
+            handler.addFilter(RedactingFilter())  # every secret `resolve_token` read
 
 
 def build_processor(settings: ProcessorSettings, clients: ClientFactory | None = None) -> Processor:
     clients = clients or ClientFactory()
-    configure_logging(settings.verbose, _redactor)
+    configure_logging(settings.verbose)
     token = resolve_token(clients.client("secretsmanager"))
-    _redactor.add(token)
     archive = ArchiveStore(
         clients.client("s3"), settings.bucket, settings.prefix, Encryption(settings.kms_key_id)
     )
@@ -75,6 +73,12 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         # retries the event and finally sends it to the dead-letter queue.
         metrics.outcome("failed", reason=type(e).__name__)
         log.error("invocation failed, Lambda will retry: %s", e)
+        raise
+    except Exception as e:
+        # Lambda puts str(e) in the log and the DLQ's ErrorMessage attribute: never unmasked.
+        metrics.outcome("failed", reason=type(e).__name__)
+        if redact(str(e)) != str(e):
+            raise OperationError(redact(str(e))) from None
         raise
     metrics.outcome(result.outcome)
     return {"statusCode": 200 if result.ok else 400, **result.as_dict()}

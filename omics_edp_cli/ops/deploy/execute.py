@@ -6,6 +6,8 @@ demo calls `deploy_stack` directly to deploy both stacks into moto.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -18,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.errors import ConfigError, OperationError
-from omics_edp_cli.omics.secrets import Redactor
+from omics_edp_cli.omics.secrets import check_token, redact, remember
 from omics_edp_cli.ops.deploy import packaging
 from omics_edp_cli.ops.deploy.cloudformation import CloudFormation
 from omics_edp_cli.ops.deploy.parameters import TOKEN_PARAMETER, Template, load_template, validate
@@ -34,6 +36,9 @@ TERMINAL_FAILED = {
 }
 CANCELLED = ("Resource creation cancelled", "Resource update cancelled", "Resource deletion cancelled")
 FOLLOW_LIMIT_SECONDS = 3 * 3600.0  # beyond CloudFormation's own resource timeouts
+# Outside the archive prefix (BucketPrefix/*), the only place the processor's role may write:
+# a function able to overwrite its own next package could ship any code.
+DEFAULT_CODE_PREFIX = "omics-edp/lambda"
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,12 @@ def prepare(request: DeployRequest, env: Mapping[str, str] | None = None) -> tup
         origins[TOKEN_PARAMETER] = TOKEN_ENV
     values.update(request.overrides)
     origins.update(dict.fromkeys(request.overrides, "--parameter"))
+    for name in template.no_echo():
+        remember(values.get(name))  # masked in every message from here on
+    if values.get(TOKEN_PARAMETER):
+        # The one token policy, before the template's own pattern gives a vaguer message.
+        source = origins.get(TOKEN_PARAMETER, request.source)
+        values[TOKEN_PARAMETER] = check_token(values[TOKEN_PARAMETER], f"{source}: {TOKEN_PARAMETER}")
     # The token may also be kept from the deployed stack (checked once it is described).
     optional = tuple(sorted(template.no_echo()))
     validate(template, values, request.source, optional=optional, origins=origins)
@@ -116,22 +127,31 @@ def prepare(request: DeployRequest, env: Mapping[str, str] | None = None) -> tup
 
 
 def default_code_prefix(kind: str, values: Mapping[str, str]) -> str:
-    """Where packages go when `--code-prefix` is not given: beside the archive, or `omics-edp/lambda`."""
-    if kind == "processor":
-        return (values.get("BucketPrefix") or "omics-run-events").strip("/") + "/lambda"
-    return "omics-edp/lambda"
+    """Where packages go when `--code-prefix` is not given (both kinds): `omics-edp/lambda`."""
+    return DEFAULT_CODE_PREFIX
+
+
+def check_code_location(kind: str, bucket: str, prefix: str, values: Mapping[str, str]) -> None:
+    """`ConfigError` when the package would sit where the processor's role may write."""
+    if kind != "processor" or bucket != values.get("DataLakeBucket"):
+        return
+    archive = (values.get("BucketPrefix") or "omics-run-events").strip("/") + "/"
+    if (prefix.strip("/") + "/").startswith(archive):
+        raise ConfigError(f"--code-prefix {prefix} is inside BucketPrefix {archive}, which the "
+                          "function's role may write: choose a prefix outside it (default "
+                          f"{DEFAULT_CODE_PREFIX})")
 
 
 def deploy_stack(clients: ClientFactory, request: DeployRequest, hooks: DeployHooks | None = None,
                  env: Mapping[str, str] | None = None, wheel_cache: Path | None = None) -> DeployResult:
     hooks = hooks or DeployHooks()
     template, values = prepare(request, env)
-    redact = Redactor(*(values.get(k) for k in template.no_echo()))
     bucket = request.code_bucket or values.get("DataLakeBucket")
     prefix = request.code_prefix if request.code_prefix is not None else default_code_prefix(
         request.kind, values)
     if not bucket:
         raise ConfigError("--code-bucket is required (no DataLakeBucket to default to)")
+    check_code_location(request.kind, bucket, prefix, values)
 
     package = packaging.build(request.kind, request.source_root, wheel_cache=wheel_cache)
     key = package.s3_key(prefix)
@@ -141,7 +161,7 @@ def deploy_stack(clients: ClientFactory, request: DeployRequest, hooks: DeployHo
 
     result = DeployResult(request.name, existing["StackStatus"] if existing else "NEW", key,
                           protection_requested=request.termination_protection)
-    result.uploaded = _upload(clients.client("s3"), bucket, key, package.data)
+    result.uploaded = _upload(clients.client("s3"), bucket, key, package.data, hooks.info)
     hooks.info(f"package {package.sha256[:12]} ({len(package.data):,} bytes) "
                f"{'uploaded to' if result.uploaded else 'already at'} s3://{bucket}/{key}")
     values.update({"CodeS3Bucket": bucket, "CodeS3Key": key})
@@ -206,6 +226,7 @@ def _existing_stack(cfn: CloudFormation, request: DeployRequest, template: Templ
     return existing
 
 
+
 def _change_set(cfn: CloudFormation, request: DeployRequest, template: Template,
                 values: dict[str, str], *, update: bool) -> dict[str, Any] | None:
     """Create the change set and wait for it; None when there is nothing to change."""
@@ -240,17 +261,33 @@ def _recreate_after_failed_create(cfn: CloudFormation, request: DeployRequest, h
     cfn.delete_and_wait()
 
 
-def _upload(s3: Any, bucket: str, key: str, data: bytes) -> bool:
-    """Upload unless that content-hash key is already there. True when uploaded."""
+def package_checksum(data: bytes) -> str:
+    """The S3 `ChecksumSHA256` of an object with these bytes (base64 of the SHA-256 digest)."""
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def _upload(s3: Any, bucket: str, key: str, data: bytes,
+            info: Callable[[str], None] = lambda message: None) -> bool:
+    """Upload with a SHA-256 checksum unless the object at that content-hash key carries the same
+    checksum already (S3 computed it from the stored bytes). True when uploaded."""
+    checksum = package_checksum(data)
     try:
-        s3.head_object(Bucket=bucket, Key=key)
-        return False
+        head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
     except ClientError as e:
         if e.response.get("Error", {}).get("Code") not in {"404", "NoSuchKey", "NotFound"}:
             raise OperationError(f"checking s3://{bucket}/{key} failed: {e}") from None
+    else:
+        found = head.get("ChecksumSHA256")
+        if found == checksum:
+            return False
+        # Something else sits at the key of this content: never trust it, replace it.
+        info(f"s3://{bucket}/{key} exists but its SHA-256 checksum "
+             f"{'is missing' if not found else 'differs'}: uploading the package again")
     try:
+        # S3 refuses the upload if the bytes it receives do not match the checksum.
         s3.put_object(Bucket=bucket, Key=key, Body=data, ServerSideEncryption="AES256",
-                      ContentType="application/zip")
+                      ContentType="application/zip", ChecksumAlgorithm="SHA256",
+                      ChecksumSHA256=checksum)
     except ClientError as e:
         raise OperationError(f"uploading the package to s3://{bucket}/{key} failed: {e}") from None
     return True

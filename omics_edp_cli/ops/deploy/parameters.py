@@ -43,6 +43,10 @@ class Template:
     body: str
     parameters: dict[str, dict[str, Any]]
 
+    def document(self) -> dict[str, Any]:
+        """The whole template, short tags read as their plain values (`!Sub "x"` is "x")."""
+        return dict(yaml.load(self.body, Loader=_CfnLoader))
+
     def no_echo(self) -> set[str]:
         return {k for k, v in self.parameters.items() if str(v.get("NoEcho", "")).lower() == "true"}
 

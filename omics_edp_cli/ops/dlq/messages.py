@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from omics_edp_cli.omics.secrets import redact
 from omics_edp_cli.timefmt import parse_time
 
 Kind = Literal["lambda-async", "lambda-destination", "eventbridge-target", "sqs-redrive"]
@@ -157,7 +158,8 @@ class DeadLetter:
     @property
     def signature(self) -> str:
         """Failure signature: source + error message with ids masked."""
-        return f"{self.source}: {mask_ids(self.error)[:300]}"
+        # Secrets first: masking ids could break a token apart so the redactor no longer knows it.
+        return f"{self.source}: {mask_ids(redact(self.error))[:300]}"
 
     def record(self) -> dict[str, Any]:
         """Everything about the message, JSON-ready (what `show` prints and `purge` saves)."""

@@ -19,6 +19,7 @@ from omics_edp_cli.omics.config import API_SERVER, DATA_LAKE_BUCKET, DEFAULT_S3_
 from omics_edp_cli.ops.deployment import (
     ProcessorStack,
     api_token,
+    env_token,
     load_typed,
     no_token_error,
     resolve,
@@ -121,6 +122,8 @@ def plan_replay(
         raise ConfigError("--api-server or --stack required (or API_SERVER), or use --dry-run")
     if not (options.stack or options.dry_run or token_configured(env)):
         raise no_token_error()
+    if not options.dry_run:
+        env_token(env)  # a bad token in the environment is refused before any AWS call
     done = delivered_keys(options.resume) if options.resume else set()
     append = False
     if options.report and not options.dry_run:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from omics_edp_cli.errors import ConfigError
+from omics_edp_cli.omics.secrets import redact
 
 # Outcomes a report line can carry. The first two mean "the receiver has it": --resume skips them.
 DELIVERED = "delivered"
@@ -56,7 +57,7 @@ class ReportWriter:
         self._lock = threading.Lock()
 
     def write(self, outcome: EventOutcome) -> None:
-        line = json.dumps(outcome.as_dict(), ensure_ascii=False, separators=(",", ":"))
+        line = redact(json.dumps(outcome.as_dict(), ensure_ascii=False, separators=(",", ":")))
         with self._lock:
             self._file.write(line + "\n")
             self._file.flush()
