@@ -36,7 +36,7 @@ from omics_edp_cli.local.receiver import CallbackReceiver, Scripted
 from omics_edp_cli.omics import handler
 
 TOKEN = "tok-SWEEP-7c1f'x/y+z=q-0042"
-COMPLETED = str(FIXTURES / "omics/run-status-completed.json")
+COMPLETED = str(sample_path("completed"))
 runner = CliRunner()
 ECHO = {"detail": {
     "raw": TOKEN, "url": urllib.parse.quote(TOKEN, safe=""), "url_plus": urllib.parse.quote_plus(TOKEN),
