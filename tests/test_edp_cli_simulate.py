@@ -217,7 +217,7 @@ def test_events_file_not_found_exits_2():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--count", "0"], "--count: 0 is not allowed, use 1 to 10000"),
+        (["--count", "0"], "--count: 0 is not allowed, use 1 to 15000"),
         (["--count", "-3"], "--count: -3 is not allowed"),
         (["--count", "many"], "--count: 'many' is not a whole number"),
         (["--count", "20,"], '--count: "20," has an empty value'),
@@ -431,3 +431,32 @@ def test_a_long_input_shows_a_progress_bar_on_a_terminal():
     assert "simulating" in err.getvalue() and "100,000 events" in err.getvalue()
     quiet = invoke("simulate-batch", "--prefixes", "2", "--files", "5")  # short input: no bar
     assert "simulating" not in quiet.stderr
+
+
+def test_json_output_lists_each_batchs_object_keys_by_batch_id():
+    data = as_json("--prefixes", "2", "--files", "30", "--interval", "1", "--count", "25")
+    ids = [e["detail"]["batch_id"] for e in data["events"]]
+    assert list(data["objects"]) == ids
+    assert [len(data["objects"][i]) for i in ids] == [e["detail"]["count"] for e in data["events"]]
+    for event in data["events"]:
+        keys = data["objects"][event["detail"]["batch_id"]]
+        assert all(k.startswith(event["detail"]["prefix"]) for k in keys)
+    every = [k for i in ids for k in data["objects"][i]]
+    assert len(every) == len(set(every)) == 60
+
+
+@mock_aws
+def test_from_s3_takes_several_buckets():
+    s3 = boto3.client("s3")
+    for bucket in ("instrument-a", "instrument-b"):
+        s3.create_bucket(Bucket=bucket)
+        for i in range(4):
+            s3.put_object(Bucket=bucket, Key=f"nova/run-1/f{i}.bcl", Body=b"x")
+    result = invoke("-o", "json", "simulate-batch", "--from-s3", "s3://instrument-a/nova/",
+                    "--from-s3", "s3://instrument-b/", "--count", "10")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert sorted((e["detail"]["bucket"], e["detail"]["count"]) for e in data["events"]) == [
+        ("instrument-a", 4), ("instrument-b", 4)]
+    assert sorted(data["objects"][e["detail"]["batch_id"]][0] for e in data["events"]) == [
+        "nova/run-1/f0.bcl"] * 2

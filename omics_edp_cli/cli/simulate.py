@@ -53,9 +53,10 @@ def simulate_batch(
         typer.Option("--scenario", metavar="FILE", help="YAML scenario: several bursts with start times."),
     ] = None,
     from_s3: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option("--from-s3", metavar="s3://BUCKET/PREFIX",
-                     help="Objects already in S3, LastModified as the event time (approximate)."),
+                     help="Objects already in S3, LastModified as the event time (approximate); "
+                          "repeat it (or separate with commas) for several buckets or prefixes."),
     ] = None,
     prefixes: Annotated[
         int | None, typer.Option(help="Synthetic burst: number of prefixes written at once (default: 3).")
@@ -135,8 +136,9 @@ def simulate_batch(
         sim_sources.check_burst_flags(**burst_flags)  # a usage error before any AWS call
     tick_seconds = parse_seconds(tick, "--tick", zero_ok=True)
     start_at = _start(start)
-    if from_s3 is not None:
-        sim_sources.parse_s3_uri(from_s3)  # a usage error before any AWS call
+    s3_uris = [u.strip() for text in from_s3 or [] for u in text.split(",") if u.strip()]
+    for uri in s3_uris:
+        sim_sources.parse_s3_uri(uri)  # a usage error before any AWS call
     resolved = resolve(
         ThresholdFlags(count, quiet, max_age, depth, ignore),
         parameters_file=parameters,
@@ -153,7 +155,7 @@ def simulate_batch(
         if start is not None:
             source.start = start_at
     elif from_s3 is not None:
-        source = S3ListingSource(app.client("s3"), from_s3)
+        source = S3ListingSource(app.client("s3"), s3_uris)
         app.err.print("[yellow]note:[/] --from-s3 uses each object's LastModified as its event time: "
                       "approximate (it is when an upload finished; copies, multipart uploads and "
                       "overwrites skew it, and a listing has no repeated deliveries).")
@@ -163,7 +165,8 @@ def simulate_batch(
                              start=start_at, seed=seed)
 
     with _progress(app, source) as on_progress:
-        runs = simulate(source, resolved.rule_sets, tick=tick_seconds, on_progress=on_progress)
+        runs = simulate(source, resolved.rule_sets, tick=tick_seconds, on_progress=on_progress,
+                        keep_objects=app.output is OutputFormat.json)
 
     malformed = getattr(source, "malformed", 0)
     other = getattr(source, "other", 0)
