@@ -282,7 +282,8 @@ def test_show_lists_the_first_objects_of_the_open_batch_or_all_of_them(db: str):
     data = as_json("show", "novaseq-02/run-42/", "--db", db, "--objects", "2")
     assert data["objects_total"] == 3 and data["objects_of"] == data["batch_id"]
     assert [o["key"] for o in data["objects"]] == ["novaseq-02/run-42/f0", "novaseq-02/run-42/f1"]
-    assert set(data["objects"][0]) == {"bucket", "key", "size", "etag", "sequencer", "event_time", "version_id"}
+    assert set(data["objects"][0]) == {"bucket", "key", "size", "etag", "sequencer", "event_time",
+                                       "version_id"}
     every = as_json("show", "novaseq-02/run-42/", "--db", db, "--objects", "2", "--all")
     assert [o["key"] for o in every["objects"]] == [f"novaseq-02/run-42/f{i}" for i in range(3)]
     table = invoke("batches", "show", "novaseq-02/run-42/", "--db", db, "--objects", "1")
