@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -460,3 +462,34 @@ def test_from_s3_takes_several_buckets():
         ("instrument-a", 4), ("instrument-b", 4)]
     assert sorted(data["objects"][e["detail"]["batch_id"]][0] for e in data["events"]) == [
         "nova/run-1/f0.bcl"] * 2
+
+
+# -- the plot ---------------------------------------------------------------------------------------
+
+
+def test_plot_draws_one_bar_per_batch_and_a_tick_per_object(tmp_path: Path):
+    path = tmp_path / "timeline.svg"
+    result = invoke("-o", "json", "simulate-batch", "--prefixes", "2", "--files", "45", "--interval", "5",
+                    "--tick", "0", "--count", "20,50", "--plot", str(path))
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    ids = [e["detail"]["batch_id"] for run in data["runs"] for e in run["events"]]
+    assert len(ids) == 6 + 2  # count 20: 4 count + 2 quiet; count 50: 2 quiet
+    svg = path.read_text()
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+    assert sorted(re.findall(r'id="batch-([0-9a-f-]{36})"', svg)) == sorted(ids)
+    assert "timeline drawn to" in result.stderr and "8 batch(es), 180 object(s), 2 panel(s)" in result.stderr
+    png = tmp_path / "timeline.png"
+    assert invoke("simulate-batch", "--files", "5", "--plot", str(png)).exit_code == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000
+
+
+def test_plot_errors_are_one_line_before_anything_runs(tmp_path: Path, monkeypatch):
+    result = invoke("simulate-batch", "--plot", str(tmp_path / "timeline.jpg"))
+    assert result.exit_code == 2 and result.stderr.strip() == (
+        f"Error: --plot {tmp_path / 'timeline.jpg'}: use a .png or .svg file name")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the [plot] extra were not installed
+    result = invoke("simulate-batch", "--plot", str(tmp_path / "timeline.png"))
+    assert result.exit_code == 2 and result.stderr.strip() == (
+        "Error: --plot needs matplotlib, which is not installed: pip install 'omics-edp-cli[plot]'")
+    assert not (tmp_path / "timeline.png").exists()

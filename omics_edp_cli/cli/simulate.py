@@ -19,6 +19,7 @@ from omics_edp_cli.edp.config import parse_seconds
 from omics_edp_cli.edp.s3events import parse_time
 from omics_edp_cli.errors import ConfigError
 from omics_edp_cli.ops.deployment import describe_stack
+from omics_edp_cli.ops.simulate import plot as sim_plot
 from omics_edp_cli.ops.simulate import sources as sim_sources
 from omics_edp_cli.ops.simulate.execute import Run, as_json, simulate, summary, timeline
 from omics_edp_cli.ops.simulate.sources import (
@@ -111,6 +112,11 @@ def simulate_batch(
     stack: Annotated[
         str | None, typer.Option(help="Thresholds from a deployed EDP stack's parameters.")
     ] = None,
+    plot: Annotated[
+        str | None,
+        typer.Option("--plot", metavar="FILE",
+                     help="Also draw the timeline into FILE (.png or .svg; needs the [plot] extra)."),
+    ] = None,
 ) -> None:
     """Run the EDP batching engine offline and show the batches it would emit.
 
@@ -135,6 +141,7 @@ def simulate_batch(
     if not chosen:
         sim_sources.check_burst_flags(**burst_flags)  # a usage error before any AWS call
     tick_seconds = parse_seconds(tick, "--tick", zero_ok=True)
+    plot_path = sim_plot.check_plot_file(plot) if plot is not None else None
     start_at = _start(start)
     s3_uris = [u.strip() for text in from_s3 or [] for u in text.split(",") if u.strip()]
     for uri in s3_uris:
@@ -166,7 +173,11 @@ def simulate_batch(
 
     with _progress(app, source) as on_progress:
         runs = simulate(source, resolved.rule_sets, tick=tick_seconds, on_progress=on_progress,
-                        keep_objects=app.output is OutputFormat.json)
+                        keep_objects=app.output is OutputFormat.json or plot_path is not None)
+    if plot_path is not None:
+        drawn = sim_plot.plot_runs(runs, plot_path)
+        app.err.print(f"timeline drawn to {drawn.path}: {drawn.bars} batch(es), {drawn.ticks} object(s), "
+                      f"{drawn.panels} panel(s)")
 
     malformed = getattr(source, "malformed", 0)
     other = getattr(source, "other", 0)
