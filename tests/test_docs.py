@@ -52,7 +52,7 @@ def test_readme_opens_with_the_two_set_up_commands():
 def test_the_command_tree_is_what_the_design_names():
     names = {" ".join(path) for path, _ in ALL_COMMANDS}
     assert names == {
-        "process", "deploy", "package", "replay", "simulate-batch", "doctor", "demo",
+        "process", "deploy", "package", "replay", "simulate-batch", "doctor", "demo", "tail",
         "batches", "batches list", "batches show", "batches flush",
         "dlq", "dlq list", "dlq show", "dlq redrive", "dlq purge",
     }

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from omics_edp_cli import __version__
-from omics_edp_cli.cli import batches, demo, deploy, dlq, doctor, package, process, replay, simulate
+from omics_edp_cli.cli import batches, demo, deploy, dlq, doctor, package, process, replay, simulate, tail
 from omics_edp_cli.cli.context import AppContext, OutputFormat
 from omics_edp_cli.cli.errors import ErrorHandlingGroup
 
@@ -78,7 +78,7 @@ def root(
     ctx.obj = obj
 
 
-for module in (process, deploy, package, replay, simulate, batches, dlq, doctor, demo):
+for module in (process, deploy, package, replay, simulate, batches, dlq, doctor, demo, tail):
     module.register(app)
 
 
