@@ -301,3 +301,14 @@ def test_show_lists_an_emitted_batchs_objects_from_its_manifest_in_the_stacks_lo
     assert {o["sequencer"] for o in data["objects"]} == {f"run-41-{i}" for i in range(10)}
     manifest = edp_stack["detail"]["manifest"]
     assert manifest.startswith("s3://") and manifest.endswith(f"/manifests/{emitted['batch_id']}.jsonl")
+
+
+def test_a_forced_flush_through_the_stack_writes_the_batchs_manifest(edp_stack):
+    data = as_json("flush", "novaseq-02/run-42/", "--stack", edp_stack["stack"])
+    assert data["published"] is True
+    detail = data["event"]["detail"]
+    assert (detail["count"], detail["trigger"]) == (3, "flush")
+    shown = as_json("show", "novaseq-02/run-42/", "--stack", edp_stack["stack"],
+                    "--batch", detail["batch_id"])
+    assert [o["key"] for o in shown["objects"]] == [f"novaseq-02/run-42/f{i}.bcl" for i in range(3)]
+    assert detail["manifest"].endswith(f"/manifests/{detail['batch_id']}.jsonl")

@@ -50,7 +50,9 @@ def build_batcher(settings: EdpSettings, clients: ClientFactory) -> Batcher:
     publisher = EventBridgePublisher(clients.client("events"), settings.event_bus, settings.source)
     manifests = (S3Manifests(clients.client("s3"), settings.manifest_location)
                  if settings.manifest_location else None)
-    return Batcher(Engine(settings.rules), store, publisher, manifests=manifests)
+    # Without a manifest location nothing could take the object lists out of the item: none kept.
+    engine = Engine(settings.rules, keep_objects=manifests is not None)
+    return Batcher(engine, store, publisher, manifests=manifests)
 
 
 def runtime() -> Runtime:

@@ -241,7 +241,7 @@ def force_flush(target: Target, clients: ClientFactory, key: Key, now: float) ->
         publisher = CollectingPublisher()  # a local file has no bus: the event is only printed
     else:
         raise ConfigError("flush needs the event bus: pass --event-bus NAME or --stack")
-    batcher = Batcher(Engine(target.rules), target.store, publisher)
+    batcher = Batcher(Engine(target.rules), target.store, publisher, manifests=target.manifests)
     emission = batcher.force(key, now)
     if emission is None:
         return None, False
