@@ -53,7 +53,7 @@ def test_the_command_tree_is_what_the_design_names():
     names = {" ".join(path) for path, _ in ALL_COMMANDS}
     assert names == {
         "process", "deploy", "package", "package-batch", "replay", "reconcile", "simulate-batch", "doctor",
-        "demo",
+        "demo", "tail",
         "batches", "batches list", "batches show", "batches flush",
         "dlq", "dlq list", "dlq show", "dlq redrive", "dlq purge",
     }

@@ -240,7 +240,7 @@ def edp_stack(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dic
         [message] = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
         detail = json.loads(message["Body"])["detail"]
         assert (detail["bucket"], detail["prefix"], detail["count"]) == (bucket, "novaseq-02/run-41/", 10)
-        yield {"stack": stack, "bucket": bucket, "table": result.outputs["StateTableName"]}
+        yield {"stack": stack, "bucket": bucket, "table": result.outputs["StateTableName"], "detail": detail}
     finally:
         handlers.reset()
 
@@ -277,3 +277,39 @@ def test_show_through_a_deployed_stack_takes_the_bucket_from_it(edp_stack):
     missing = invoke("batches", "show", "novaseq-02/run-99/", "--stack", stack)
     assert missing.exit_code == 1
     assert f"no batch state for s3://{bucket}/novaseq-02/run-99/: no object event" in missing.stderr
+
+
+def test_show_lists_the_first_objects_of_the_open_batch_or_all_of_them(db: str):
+    data = as_json("show", "novaseq-02/run-42/", "--db", db, "--objects", "2")
+    assert data["objects_total"] == 3 and data["objects_of"] == data["batch_id"]
+    assert [o["key"] for o in data["objects"]] == ["novaseq-02/run-42/f0", "novaseq-02/run-42/f1"]
+    assert set(data["objects"][0]) == {"bucket", "key", "size", "etag", "sequencer", "event_time",
+                                       "version_id"}
+    every = as_json("show", "novaseq-02/run-42/", "--db", db, "--objects", "2", "--all")
+    assert [o["key"] for o in every["objects"]] == [f"novaseq-02/run-42/f{i}" for i in range(3)]
+    table = invoke("batches", "show", "novaseq-02/run-42/", "--db", db, "--objects", "1")
+    assert table.exit_code == 0, table.output
+    assert f"Objects of batch {data['batch_id']} (first 1 of 3)" in table.stdout
+    assert "novaseq-02/run-42/f0" in table.stdout and "2 more: --all lists every object" in table.stderr
+
+
+def test_show_lists_an_emitted_batchs_objects_from_its_manifest_in_the_stacks_location(edp_stack):
+    stack = edp_stack["stack"]
+    [emitted] = as_json("show", "novaseq-02/run-41/", "--stack", stack)["recent"]
+    data = as_json("show", "novaseq-02/run-41/", "--stack", stack, "--batch", emitted["batch_id"], "--all")
+    assert data["objects_of"] == emitted["batch_id"] and data["objects_total"] == 10
+    assert [o["key"] for o in data["objects"]] == [f"novaseq-02/run-41/f{i}.bcl" for i in range(10)]
+    assert {o["sequencer"] for o in data["objects"]} == {f"run-41-{i}" for i in range(10)}
+    manifest = edp_stack["detail"]["manifest"]
+    assert manifest.startswith("s3://") and manifest.endswith(f"/manifests/{emitted['batch_id']}.jsonl")
+
+
+def test_a_forced_flush_through_the_stack_writes_the_batchs_manifest(edp_stack):
+    data = as_json("flush", "novaseq-02/run-42/", "--stack", edp_stack["stack"])
+    assert data["published"] is True
+    detail = data["event"]["detail"]
+    assert (detail["count"], detail["trigger"]) == (3, "flush")
+    shown = as_json("show", "novaseq-02/run-42/", "--stack", edp_stack["stack"],
+                    "--batch", detail["batch_id"])
+    assert [o["key"] for o in shown["objects"]] == [f"novaseq-02/run-42/f{i}.bcl" for i in range(3)]
+    assert detail["manifest"].endswith(f"/manifests/{detail['batch_id']}.jsonl")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -217,7 +219,7 @@ def test_events_file_not_found_exits_2():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--count", "0"], "--count: 0 is not allowed, use 1 to 10000"),
+        (["--count", "0"], "--count: 0 is not allowed, use 1 to 15000"),
         (["--count", "-3"], "--count: -3 is not allowed"),
         (["--count", "many"], "--count: 'many' is not a whole number"),
         (["--count", "20,"], '--count: "20," has an empty value'),
@@ -480,3 +482,63 @@ def test_a_long_input_shows_a_progress_bar_on_a_terminal():
     assert "simulating" in err.getvalue() and "100,000 events" in err.getvalue()
     quiet = invoke("simulate-batch", "--prefixes", "2", "--files", "5")  # short input: no bar
     assert "simulating" not in quiet.stderr
+
+
+def test_json_output_lists_each_batchs_object_keys_by_batch_id():
+    data = as_json("--prefixes", "2", "--files", "30", "--interval", "1", "--count", "25")
+    ids = [e["detail"]["batch_id"] for e in data["events"]]
+    assert list(data["objects"]) == ids
+    assert [len(data["objects"][i]) for i in ids] == [e["detail"]["count"] for e in data["events"]]
+    for event in data["events"]:
+        keys = data["objects"][event["detail"]["batch_id"]]
+        assert all(k.startswith(event["detail"]["prefix"]) for k in keys)
+    every = [k for i in ids for k in data["objects"][i]]
+    assert len(every) == len(set(every)) == 60
+
+
+@mock_aws
+def test_from_s3_takes_several_buckets():
+    s3 = boto3.client("s3")
+    for bucket in ("instrument-a", "instrument-b"):
+        s3.create_bucket(Bucket=bucket)
+        for i in range(4):
+            s3.put_object(Bucket=bucket, Key=f"nova/run-1/f{i}.bcl", Body=b"x")
+    result = invoke("-o", "json", "simulate-batch", "--from-s3", "s3://instrument-a/nova/",
+                    "--from-s3", "s3://instrument-b/", "--count", "10")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert sorted((e["detail"]["bucket"], e["detail"]["count"]) for e in data["events"]) == [
+        ("instrument-a", 4), ("instrument-b", 4)]
+    assert sorted(data["objects"][e["detail"]["batch_id"]][0] for e in data["events"]) == [
+        "nova/run-1/f0.bcl"] * 2
+
+
+# -- the plot ---------------------------------------------------------------------------------------
+
+
+def test_plot_draws_one_bar_per_batch_and_a_tick_per_object(tmp_path: Path):
+    path = tmp_path / "timeline.svg"
+    result = invoke("-o", "json", "simulate-batch", "--prefixes", "2", "--files", "45", "--interval", "5",
+                    "--tick", "0", "--count", "20,50", "--plot", str(path))
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    ids = [e["detail"]["batch_id"] for run in data["runs"] for e in run["events"]]
+    assert len(ids) == 6 + 2  # count 20: 4 count + 2 quiet; count 50: 2 quiet
+    svg = path.read_text()
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+    assert sorted(re.findall(r'id="batch-([0-9a-f-]{36})"', svg)) == sorted(ids)
+    assert "timeline drawn to" in result.stderr and "8 batch(es), 180 object(s), 2 panel(s)" in result.stderr
+    png = tmp_path / "timeline.png"
+    assert invoke("simulate-batch", "--files", "5", "--plot", str(png)).exit_code == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000
+
+
+def test_plot_errors_are_one_line_before_anything_runs(tmp_path: Path, monkeypatch):
+    result = invoke("simulate-batch", "--plot", str(tmp_path / "timeline.jpg"))
+    assert result.exit_code == 2 and result.stderr.strip() == (
+        f"Error: --plot {tmp_path / 'timeline.jpg'}: use a .png or .svg file name")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the [plot] extra were not installed
+    result = invoke("simulate-batch", "--plot", str(tmp_path / "timeline.png"))
+    assert result.exit_code == 2 and result.stderr.strip() == (
+        "Error: --plot needs matplotlib, which is not installed: pip install 'omics-edp-cli[plot]'")
+    assert not (tmp_path / "timeline.png").exists()

@@ -21,6 +21,7 @@ from omics_edp_cli.cli import (
     reconcile,
     replay,
     simulate,
+    tail,
 )
 from omics_edp_cli.cli.context import OUTPUT_HELP, AppContext, OutputFormat
 from omics_edp_cli.cli.errors import ErrorHandlingGroup
@@ -98,7 +99,7 @@ def root(
 
 
 for module in (process, deploy, package, package_batch, replay, reconcile, simulate, batches, dlq, doctor,
-               demo):
+               demo, tail):
     module.register(app)
 
 

@@ -90,20 +90,30 @@ def show_batch(
     stack: Stack = None,
     table: Table = None,
     db: Db = None,
+    batch: Annotated[
+        str | None, typer.Option("--batch", metavar="BATCH_ID",
+                                 help="List this batch's objects (its manifest) instead of the open one's.")
+    ] = None,
+    objects: Annotated[int, typer.Option("--objects", min=0, metavar="N",
+                                         help="How many of the batch's objects to list.")] = 20,
+    all_objects: Annotated[bool, typer.Option("--all", help="List every object of the batch.")] = False,
     output: OutputOption = None,
 ) -> None:
-    """One prefix: its open batch, when it will flush, and its recent emissions.
+    """One prefix: its open batch, when it will flush, its recent emissions, and a batch's objects.
 
-    Example: omics-edp batches show novaseq-02/run-42/ --stack prod-edp
+    Example: omics-edp batches show novaseq-02/run-42/ --stack prod-edp --batch BATCH_ID --all
     """
     app = app_context(ctx, output)
     target = _target(app, stack, table, db)
     key = resolve_key(target, prefix, bucket, any_state=True)
-    record = show(target.store, key, time.time())
+    record = show(target.store, key, time.time(), manifests=target.manifests, batch_id=batch,
+                  objects=None if all_objects else objects)
     if app.output is OutputFormat.json:
         print_json(app, record)
         return
     recent = record.pop("recent")
+    listed = record.pop("objects")
+    of, total = record.pop("objects_of"), record.pop("objects_total")
     for name in ("age_seconds", "last_object_seconds_ago"):
         if name in record:
             record[name] = human_seconds(record[name])
@@ -114,6 +124,12 @@ def show_batch(
     render_rows(app, [_emission_cells(r) for r in recent],
                 ["emitted", "count", "trigger", "status", "first event", "last event", "batch id"],
                 title=f"Recent emissions ({len(recent)})")
+    if of is not None:
+        shown = f"first {len(listed)} of {total}" if len(listed) < total else f"all {total}"
+        rows = [{"key": o["key"], "size": o["size"], "event time": o["event_time"]} for o in listed]
+        render_rows(app, rows, ["key", "size", "event time"], title=f"Objects of batch {of} ({shown})")
+        if len(listed) < total:
+            app.err.print(f"{total - len(listed)} more: --all lists every object")
 
 
 @batches_app.command("flush", cls=Command)

@@ -12,8 +12,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from omics_edp_cli.cli.commands import Command
-from omics_edp_cli.cli.context import AppContext, OutputOption, app_context
+from omics_edp_cli.cli.context import AppContext, OutputFormat, OutputOption, app_context
 from omics_edp_cli.cli.render import render_simulation
+from omics_edp_cli.ops.simulate import plot as sim_plot
 from omics_edp_cli.ops.simulate.execute import simulate
 from omics_edp_cli.ops.simulate.plan import (
     BurstFlags,
@@ -44,9 +45,10 @@ def simulate_batch(
         typer.Option("--scenario", metavar="FILE", help="YAML scenario: several bursts with start times."),
     ] = None,
     from_s3: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option("--from-s3", metavar="s3://BUCKET/PREFIX",
-                     help="Objects already in S3, LastModified as the event time (approximate)."),
+                     help="Objects already in S3, LastModified as the event time (approximate); "
+                          "repeat it (or separate with commas) for several buckets or prefixes."),
     ] = None,
     prefixes: Annotated[
         int | None, typer.Option(help="Synthetic burst: number of prefixes written at once (default: 3).")
@@ -101,6 +103,11 @@ def simulate_batch(
     stack: Annotated[
         str | None, typer.Option(help="Thresholds from a deployed EDP stack's parameters.")
     ] = None,
+    plot: Annotated[
+        str | None,
+        typer.Option("--plot", metavar="FILE",
+                     help="Also draw the timeline into FILE (.png or .svg; needs the [plot] extra)."),
+    ] = None,
     output: OutputOption = None,
 ) -> None:
     """Run the EDP batching engine offline and show the batches it would emit.
@@ -113,7 +120,7 @@ def simulate_batch(
         burst=BurstFlags(prefixes, files, interval, jitter, duplicates),
         start=start, seed=seed, bucket=bucket,
         thresholds=ThresholdFlags(count, quiet, max_age, depth, ignore),
-        tick=tick, parameters=parameters, stack=stack,
+        tick=tick, parameters=parameters, stack=stack, plot=plot,
     ), app.clients)
     bad_lines: list[tuple[int, str]] = []
     source = open_source(plan, app.clients, lambda n, reason: bad_lines.append((n, reason)))
@@ -123,7 +130,12 @@ def simulate_batch(
                       "overwrites skew it, and a listing has no repeated deliveries).")
 
     with _progress(app, source) as on_progress:
-        runs = simulate(source, plan.rule_sets, tick=plan.tick, on_progress=on_progress)
+        runs = simulate(source, plan.rule_sets, tick=plan.tick, on_progress=on_progress,
+                        keep_objects=app.output is OutputFormat.json or plan.plot is not None)
+    if plan.plot is not None:
+        drawn = sim_plot.plot_runs(runs, plan.plot)
+        app.err.print(f"timeline drawn to {drawn.path}: {drawn.bars} batch(es), {drawn.ticks} object(s), "
+                      f"{drawn.panels} panel(s)")
 
     for number, reason in bad_lines[:MAX_WARNINGS]:
         app.err.print(f"[yellow]warning:[/] line {number}: {escape(reason)} (skipped)")

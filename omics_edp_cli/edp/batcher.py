@@ -6,6 +6,11 @@ Emissions are committed in that same write (the state's outbox), then published;
 EventBridge accepted them they leave the outbox. A failed `PutEvents` leaves them there and
 `flush` publishes them again once their `retry_at` has passed (at-least-once towards
 EventBridge; consumers de-duplicate on `batch_id`).
+
+With a manifest store, every batch's objects are recorded too (edp/manifests.py): moved to
+S3 segments before a write when the state would grow too large, written as the batch's
+manifest before its event is published (a manifest that cannot be written keeps the event
+in the outbox, like a refused `PutEvents`). Neither adds a DynamoDB write.
 """
 
 from __future__ import annotations
@@ -15,11 +20,13 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from omics_edp_cli.edp.emit import Publisher
 from omics_edp_cli.edp.engine import IGNORED, SHALLOW, Emission, Engine, PrefixState
+from omics_edp_cli.edp.manifests import SPILL_BYTES, ManifestStore, spill, write_manifest
 from omics_edp_cli.edp.s3events import ObjectEvent
 from omics_edp_cli.edp.store import BatchStore, Key
 from omics_edp_cli.errors import OperationError
@@ -65,10 +72,14 @@ class Batcher:
         retry_grace: float = RETRY_GRACE,
         max_conflicts: int = MAX_CONFLICTS,
         sleep: Callable[[float], None] = time.sleep,
+        manifests: ManifestStore | None = None,
+        spill_bytes: int = SPILL_BYTES,
     ):
         self.engine = engine
         self.store = store
         self.publisher = publisher
+        self.manifests = manifests
+        self.spill_bytes = spill_bytes
         self.retry_grace = retry_grace
         self.max_conflicts = max_conflicts
         self.sleep = sleep
@@ -137,7 +148,7 @@ class Batcher:
             if emission is None:
                 return None
             self._stage(state, [emission], now)
-            if self.store.commit(state, expected):
+            if self._commit(state, expected):
                 self._publish([(state, [emission])])
                 return emission
             self._backoff(attempt)
@@ -159,7 +170,7 @@ class Batcher:
                 expected = state.version
                 added = self.engine.add(state, chunk, now)
                 self._stage(state, added.emitted, now)
-                if self.store.commit(state, expected):
+                if self._commit(state, expected):
                     break
                 state = None
                 self._backoff(attempt)
@@ -182,10 +193,40 @@ class Batcher:
             stale = state.flush_at is None or state.flush_at > now
             if not (emitted or stale or len(state.recent) != recent):
                 return state, []
-            if self.store.commit(state, expected):
+            if self._commit(state, expected):
                 return state, emitted
             self._backoff(attempt)
         raise OperationError(f"{key[0]}/{key[1]}: gave up after {self.max_conflicts} conflicting writes")
+
+    def _commit(self, state: PrefixState, expected: int) -> bool:
+        """The conditional write, after moving large object lists to segments (deleted again
+        when the write loses the race: the state that pointed to them is discarded)."""
+        written = self._spill(state)
+        # An error (a timeout, say) may hide a write that succeeded: its segments are kept.
+        ok = self.store.commit(state, expected)
+        if not ok:
+            self._discard(written)
+        return ok
+
+    def _spill(self, state: PrefixState) -> list[str]:
+        if self.manifests is None:
+            return []
+        holders: list[Any] = ([state.open] if state.open is not None else []) + state.outbox
+        if sum(h.object_bytes for h in holders) <= self.spill_bytes:
+            return []
+        written = []
+        for holder in holders:
+            pointer = spill(self.manifests, state.bucket, holder.batch_id, holder)
+            if pointer is not None:
+                written.append(pointer)
+        return written
+
+    def _discard(self, pointers: list[str]) -> None:
+        if pointers and self.manifests is not None:
+            try:
+                self.manifests.delete_segments(pointers)
+            except STORE_ERRORS as e:  # an orphaned segment is only storage, never read
+                log.warning("could not delete %d unused manifest segment(s): %s", len(pointers), e)
 
     def _stage(self, state: PrefixState, emitted: list[Emission], now: float) -> None:
         if not emitted:
@@ -200,18 +241,32 @@ class Batcher:
         emissions = [e for _, group in done for e in group]
         if not emissions or self.publisher is None:
             return 0, len(emissions)
-        results = self.publisher.publish(emissions)
+        ready = []
+        for e in emissions:
+            if self.manifests is not None:
+                # Before the event: a consumer that gets it can always read the manifest.
+                try:
+                    e.manifest = write_manifest(self.manifests, e)
+                except STORE_ERRORS as err:
+                    log.error("manifest of batch %s not written, its event waits for the next flush: %s",
+                              e.batch_id, err)
+                    continue
+            ready.append(e)
+        results = self.publisher.publish(ready) if ready else {}
         published = sum(1 for e in emissions if results.get(e.batch_id, "no result") is None)
         for state, group in done:
-            accepted = [e.batch_id for e in group if results.get(e.batch_id, "no result") is None]
+            accepted = [e for e in group if results.get(e.batch_id, "no result") is None]
             if not accepted:
                 continue
             try:
-                self.store.mark_published(state, accepted)
-            except STORE_ERRORS as e:
-                # Published but still in the outbox: the flush publishes it once more later.
+                self.store.mark_published(state, [e.batch_id for e in accepted])
+            except STORE_ERRORS as err:
+                # Published but still in the outbox: the flush publishes it once more later
+                # (and rewrites its manifest from the segments still kept).
                 log.warning("could not record %d published batch(es) of %s: %s",
-                            len(accepted), state.prefix, e)
+                            len(accepted), state.prefix, err)
+                continue
+            self._discard([pointer for e in accepted for pointer, _ in e.segments])
         return published, len(emissions) - published
 
     def _backoff(self, attempt: int) -> None:

@@ -26,6 +26,7 @@ BUCKET_THRESHOLD_DURATION = "BUCKET_THRESHOLD_DURATION"
 BUCKET_THRESHOLD_EVENT_COUNT = "BUCKET_THRESHOLD_EVENT_COUNT"
 BUCKET_MAX_AGE = "BUCKET_MAX_AGE"
 VERBOSE_LOGGING = "VERBOSE_LOGGING"
+MANIFEST_LOCATION = "MANIFEST_LOCATION"
 
 # CloudFormation parameter names (kept from Quilt EDP so existing parameter files carry over).
 P_BUCKET = "BucketName"
@@ -35,6 +36,7 @@ P_QUIET = "BucketThresholdDuration"
 P_COUNT = "BucketThresholdEventCount"
 P_MAX_AGE = "BucketMaxAge"
 P_BUS = "EventBusName"
+P_MANIFESTS = "ManifestLocation"
 
 # Environment variable → parameter name, for reading either with one function.
 ENV_TO_PARAMETER = {
@@ -52,9 +54,10 @@ DETAIL_TYPE = "package-objects-ready"
 DEFAULT_DEPTH = 2
 DEFAULT_QUIET = 300.0
 DEFAULT_COUNT = 20
-# An open batch's members are stored in one DynamoDB item (400 KB); 10,000 16-character
-# digests, twice (open batch + recently emitted), stay well inside it.
-MAX_COUNT = 10_000
+# An open batch's members are stored in one DynamoDB item (400 KB); 15,000 digests packed as
+# 11 base64 characters, twice (open batch + recently emitted), take ~320 KB, and the objects
+# not yet moved to a manifest segment at most 32 KB more (edp/manifests.py).
+MAX_COUNT = 15_000
 MAX_DEPTH = 50
 
 
@@ -92,8 +95,9 @@ class EdpSettings:
     event_bus: str
     rules: BatchRules = field(default_factory=BatchRules)
     source: str = DEFAULT_SOURCE
-    bucket: str | None = None
+    buckets: tuple[str, ...] = ()
     verbose: bool = False
+    manifest_location: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EdpSettings:
@@ -109,8 +113,9 @@ class EdpSettings:
             event_bus=bus,
             rules=rules_from_parameters(values, "environment"),
             source=env.get(EVENT_SOURCE, "").strip() or DEFAULT_SOURCE,
-            bucket=env.get(BUCKET_NAME, "").strip() or None,
+            buckets=parse_buckets(env.get(BUCKET_NAME, "")),
             verbose=env.get(VERBOSE_LOGGING, "false").strip().lower() in {"true", "1", "yes"},
+            manifest_location=env.get(MANIFEST_LOCATION, "").strip() or None,
         )
 
 
@@ -134,6 +139,11 @@ def rules_from_parameters(
                          if P_MAX_AGE in given else base.max_age_seconds),
         ignore=parse_globs(given[P_IGNORE]) if P_IGNORE in given else base.ignore,
     )
+
+
+def parse_buckets(text: str) -> tuple[str, ...]:
+    """`BucketName`: one bucket, or several comma-separated (`a,b, c` → ("a", "b", "c"))."""
+    return tuple(dict.fromkeys(b.strip() for b in text.split(",") if b.strip()))
 
 
 def parse_globs(text: str) -> tuple[str, ...]:

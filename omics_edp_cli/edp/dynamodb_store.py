@@ -82,6 +82,10 @@ def _n(value: float | int) -> dict[str, str]:
     return {"N": repr(value) if isinstance(value, float) else str(value)}
 
 
+def _compact(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, separators=(",", ":"))
+
+
 class DynamoDBStore:
     def __init__(self, dynamodb: Any, table: str):
         self.client = dynamodb
@@ -97,8 +101,9 @@ class DynamoDBStore:
             "pk": {"S": pk}, "sk": {"S": HEAD},
             "bucket": {"S": state.bucket}, "prefix": {"S": state.prefix},
             "version": _n(version),
-            "state": {"S": json.dumps(doc, separators=(",", ":"))},
-            "outbox": {"M": {e.batch_id: {"S": json.dumps(emission_to_doc(e))} for e in state.outbox}},
+            "state": {"S": _compact(doc)},
+            "outbox": {"M": {e.batch_id: {"S": _compact(emission_to_doc(e, with_objects=True))}
+                              for e in state.outbox}},
         }
         if state.open is not None:
             item["open_count"] = _n(state.open.count)

@@ -19,8 +19,9 @@ PUT_EVENTS_MAX = 10
 
 
 def detail(e: Emission) -> dict[str, Any]:
-    """Quilt's payload (`version`, `bucket`, `prefix`) plus what consumers need beyond it."""
-    return {
+    """Quilt's payload (`version`, `bucket`, `prefix`) plus what consumers need beyond it
+    (`manifest`: the batch's exact object list, when one was written)."""
+    out = {
         "version": "0.1",
         "bucket": e.bucket,
         "prefix": e.prefix,
@@ -30,6 +31,9 @@ def detail(e: Emission) -> dict[str, Any]:
         "last_event_at": iso_time(e.last_event_at),
         "trigger": e.trigger,
     }
+    if e.manifest:
+        out["manifest"] = e.manifest
+    return out
 
 
 def consumer_event(e: Emission, source: str = DEFAULT_SOURCE) -> dict[str, Any]:

@@ -38,6 +38,13 @@ MIN_DEDUPE_WINDOW = 900.0
 RECENT_CAP = 10_000
 HISTORY_SIZE = 10
 _BATCH_NAMESPACE = uuid.UUID("5d1c9d0e-7c59-4b4a-9c55-0f6f9b3f2a11")
+# One counted object as its batch's manifest lists it:
+# (key, size, ETag, sequencer, event time, version id).
+ObjectRecord = tuple[str, int | None, str | None, str, float, str | None]
+# Objects of a batch moved out of its state into a segment: (where, how many).
+Segment = tuple[str, int]
+# Bytes one record takes in the stored state beyond its key and sequencer (a budget, not exact).
+RECORD_OVERHEAD = 72
 
 
 @dataclass(slots=True)
@@ -48,6 +55,10 @@ class OpenBatch:
     first_event_at: float
     last_event_at: float
     members: set[str] = field(default_factory=set)
+    # The counted objects in counting order: the first ones in `segments`, the rest here.
+    objects: list[ObjectRecord] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
+    object_bytes: int = 0
 
     @property
     def count(self) -> int:
@@ -59,7 +70,9 @@ class Emission:
     """One emitted batch: what becomes a `package-objects-ready` event.
 
     `retry_at` is set while the event is not yet accepted by EventBridge (the outbox);
-    `members` (digests) is kept in memory only, for checks and tests.
+    `members` (digests) is kept in memory only, for checks and tests. `segments` then
+    `objects` list exactly the objects `count` counted (the manifest), while the emission is
+    in the outbox; `manifest` is where the manifest was written (set when publishing).
     """
 
     batch_id: str
@@ -73,6 +86,15 @@ class Emission:
     trigger: str
     retry_at: float | None = None
     members: frozenset[str] | set[str] = frozenset()
+    objects: list[ObjectRecord] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
+    object_bytes: int = 0
+    manifest: str | None = None
+
+    @property
+    def recorded(self) -> int:
+        """How many objects the emission lists (== count, unless opened before manifests existed)."""
+        return len(self.objects) + sum(n for _, n in self.segments)
 
 
 @dataclass(slots=True)
@@ -132,7 +154,8 @@ class PrefixState:
 
     def record(self, emissions: Iterable[Emission]) -> None:
         """Remember emissions in the per-prefix history (newest last, bounded, without members)."""
-        self.history.extend(replace(e, members=frozenset(), retry_at=None) for e in emissions)
+        self.history.extend(replace(e, members=frozenset(), retry_at=None, objects=[], segments=[],
+                                    object_bytes=0, manifest=None) for e in emissions)
         del self.history[:-HISTORY_SIZE]
 
 
@@ -164,10 +187,12 @@ def compile_ignore(globs: Iterable[str]) -> re.Pattern[str] | None:
 class Engine:
     """Applies DESIGN §1.2's rules to `PrefixState`s. Holds the rules only, never state."""
 
-    def __init__(self, rules: BatchRules, *, keep_members: bool = True):
-        """`keep_members=False` leaves `Emission.members` empty (the simulator keeps thousands)."""
+    def __init__(self, rules: BatchRules, *, keep_members: bool = True, keep_objects: bool = True):
+        """`keep_members=False` leaves `Emission.members` empty (the simulator keeps thousands);
+        `keep_objects=False` records no object list (no manifest: a simulation that needs none)."""
         self.rules = rules
         self.keep_members = keep_members
+        self.keep_objects = keep_objects
         self.depth = rules.prefix_depth
         self.count = rules.count
         self.quiet = float(rules.quiet_seconds)
@@ -232,6 +257,10 @@ class Engine:
         members = batch.members
         members.add(digest)
         result.counted += 1
+        if self.keep_objects:
+            key, sequencer = event.key, event.sequencer
+            batch.objects.append((key, event.size, event.etag, sequencer, when, event.version_id))
+            batch.object_bytes += len(key) + len(sequencer) + RECORD_OVERHEAD
         batch.touched_at = now
         if when < batch.first_event_at:
             batch.first_event_at = when
@@ -285,6 +314,7 @@ class Engine:
             count=len(batch.members), first_event_at=batch.first_event_at,
             last_event_at=batch.last_event_at, opened_at=batch.opened_at, emitted_at=now,
             trigger=trigger, members=batch.members if self.keep_members else frozenset(),
+            objects=batch.objects, segments=batch.segments, object_bytes=batch.object_bytes,
         )
 
     @staticmethod

@@ -38,6 +38,8 @@ class ObjectEvent:
     sequencer: str
     time: float
     size: int | None = None
+    etag: str | None = None
+    version_id: str | None = None
     digest: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -163,8 +165,10 @@ def eventbridge_object(event: dict[str, Any]) -> ObjectEvent:
         when = parse_time(text)
     sequencer = obj.get("sequencer") or obj.get("etag") or ""
     size = obj.get("size")
+    etag, version = obj.get("etag"), obj.get("version-id")
     return ObjectEvent(bucket, key, sequencer if type(sequencer) is str else str(sequencer),
-                       when, size if type(size) is int else None)
+                       when, size if type(size) is int else None,
+                       etag if type(etag) is str else None, version if type(version) is str else None)
 
 
 def _classic(record: dict[str, Any]) -> list[ObjectEvent]:
@@ -191,5 +195,7 @@ def _classic(record: dict[str, Any]) -> list[ObjectEvent]:
     if not key or not bucket:
         raise S3EventError("S3 notification record with an empty bucket or key")
     size = obj.get("size")
+    etag, version = obj.get("eTag"), obj.get("versionId")
     return [ObjectEvent(bucket, key, str(obj.get("sequencer") or obj.get("eTag") or ""),
-                        parse_time(when), size if type(size) is int else None)]
+                        parse_time(when), size if type(size) is int else None,
+                        etag if type(etag) is str else None, version if type(version) is str else None)]

@@ -14,10 +14,20 @@ Contract (memory, SQLite and DynamoDB all keep it):
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Collection, Iterator, Sequence
 from typing import Any, Protocol
 
-from omics_edp_cli.edp.engine import Emission, OpenBatch, PrefixState, Recent
+from omics_edp_cli.edp.engine import (
+    RECORD_OVERHEAD,
+    Emission,
+    ObjectRecord,
+    OpenBatch,
+    PrefixState,
+    Recent,
+    Segment,
+)
 
 Key = tuple[str, str]
 DIGEST_CHARS = 16
@@ -46,14 +56,43 @@ class BatchStore(Protocol):
 
 
 def join_digests(members: Collection[str]) -> str:
-    return "".join(members)
+    """Digests packed as base64 of their bytes (11 characters per digest instead of 16 as hex)."""
+    return base64.b64encode(binascii.unhexlify("".join(members))).decode("ascii")
 
 
 def split_digests(text: str) -> set[str]:
+    raw = base64.b64decode(text).hex()
+    return {raw[i:i + DIGEST_CHARS] for i in range(0, len(raw), DIGEST_CHARS)}
+
+
+def _digests_from_doc(doc: dict[str, Any]) -> set[str]:
+    """`packed` (base64), or `members` (hex) as states written before batch manifests hold them."""
+    if "packed" in doc:
+        return split_digests(doc["packed"])
+    text = doc.get("members", "")
     return {text[i:i + DIGEST_CHARS] for i in range(0, len(text), DIGEST_CHARS)}
 
 
-def emission_to_doc(e: Emission) -> dict[str, Any]:
+def objects_to_doc(objects: list[ObjectRecord], segments: list[Segment]) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    if objects:
+        doc["objects"] = [list(o) for o in objects]
+    if segments:
+        doc["segments"] = [list(s) for s in segments]
+    return doc
+
+
+def objects_from_doc(doc: dict[str, Any]) -> tuple[list[ObjectRecord], list[Segment], int]:
+    """(objects, segments, their byte budget) from a state or outbox document."""
+    objects: list[ObjectRecord] = [
+        (o[0], o[1], o[2], o[3], float(o[4]), o[5]) for o in doc.get("objects", ())]
+    segments: list[Segment] = [(str(s[0]), int(s[1])) for s in doc.get("segments", ())]
+    size = sum(len(o[0]) + len(o[3]) + RECORD_OVERHEAD for o in objects)
+    return objects, segments, size
+
+
+def emission_to_doc(e: Emission, *, with_objects: bool = False) -> dict[str, Any]:
+    """`with_objects`: its object list too (outbox entries, until the manifest is written)."""
     doc: dict[str, Any] = {
         "batch_id": e.batch_id, "bucket": e.bucket, "prefix": e.prefix, "count": e.count,
         "first_event_at": e.first_event_at, "last_event_at": e.last_event_at,
@@ -61,16 +100,20 @@ def emission_to_doc(e: Emission) -> dict[str, Any]:
     }
     if e.retry_at is not None:
         doc["retry_at"] = e.retry_at
+    if with_objects:
+        doc.update(objects_to_doc(e.objects, e.segments))
     return doc
 
 
 def emission_from_doc(doc: dict[str, Any]) -> Emission:
+    objects, segments, size = objects_from_doc(doc)
     return Emission(
         batch_id=doc["batch_id"], bucket=doc["bucket"], prefix=doc["prefix"],
         count=int(doc["count"]), first_event_at=float(doc["first_event_at"]),
         last_event_at=float(doc["last_event_at"]), opened_at=float(doc["opened_at"]),
         emitted_at=float(doc["emitted_at"]), trigger=doc["trigger"],
         retry_at=float(doc["retry_at"]) if doc.get("retry_at") is not None else None,
+        objects=objects, segments=segments, object_bytes=size,
     )
 
 
@@ -82,14 +125,14 @@ def state_to_doc(state: PrefixState, *, with_outbox: bool = True) -> dict[str, A
         doc["open"] = {
             "batch_id": batch.batch_id, "opened_at": batch.opened_at, "touched_at": batch.touched_at,
             "first_event_at": batch.first_event_at, "last_event_at": batch.last_event_at,
-            "members": join_digests(batch.members),
+            "packed": join_digests(batch.members), **objects_to_doc(batch.objects, batch.segments),
         }
     if state.deadline is not None:
         doc["deadline"] = state.deadline
     if state.recent:
-        doc["recent"] = [{"until": r.until, "members": join_digests(r.members)} for r in state.recent]
+        doc["recent"] = [{"until": r.until, "packed": join_digests(r.members)} for r in state.recent]
     if with_outbox and state.outbox:
-        doc["outbox"] = [emission_to_doc(e) for e in state.outbox]
+        doc["outbox"] = [emission_to_doc(e, with_objects=True) for e in state.outbox]
     if state.history:
         doc["history"] = [emission_to_doc(e) for e in state.history]
     return doc
@@ -99,14 +142,15 @@ def state_from_doc(doc: dict[str, Any]) -> PrefixState:
     state = PrefixState(doc["bucket"], doc["prefix"], int(doc.get("version", 0)))
     batch = doc.get("open")
     if batch:
+        objects, segments, size = objects_from_doc(batch)
         state.open = OpenBatch(
             batch["batch_id"], float(batch["opened_at"]), float(batch["touched_at"]),
             float(batch["first_event_at"]), float(batch["last_event_at"]),
-            split_digests(batch["members"]),
+            _digests_from_doc(batch), objects, segments, size,
         )
     if doc.get("deadline") is not None:
         state.deadline = float(doc["deadline"])
-    state.recent = [Recent(float(r["until"]), split_digests(r["members"])) for r in doc.get("recent", [])]
+    state.recent = [Recent(float(r["until"]), _digests_from_doc(r)) for r in doc.get("recent", [])]
     state.outbox = [emission_from_doc(e) for e in doc.get("outbox", [])]
     state.history = [emission_from_doc(e) for e in doc.get("history", [])]
     return state

@@ -289,7 +289,7 @@ def _edp_batcher(box: LocalSandbox, n: Names) -> tuple[Batcher, EdpSettings]:
     settings = EdpSettings(
         table=edp.state_table_name, event_bus=edp.event_bus_name,
         rules=rules_from_parameters(edp.parameters, f"stack {n.edp_stack}"),
-        bucket=n.instrument_bucket)
+        buckets=tuple(edp.bucket_names), manifest_location=edp.manifest_location)
     return build_batcher(settings, box.clients), settings
 
 
@@ -316,7 +316,7 @@ def _edp_burst(box: LocalSandbox, n: Names, report: Report, result: DemoResult) 
         if not messages:
             break
         records = [{"messageId": m["MessageId"], "body": m["Body"]} for m in messages]
-        response = ingest_sqs_batch({"Records": records}, batcher, clock, bucket=settings.bucket)
+        response = ingest_sqs_batch({"Records": records}, batcher, clock, buckets=settings.buckets)
         failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
         for m in messages:
             if m["MessageId"] not in failed:

@@ -14,6 +14,13 @@ from omics_edp_cli.edp.config import DEFAULT_SOURCE, BatchRules, rules_from_para
 from omics_edp_cli.edp.dynamodb_store import DynamoDBStore
 from omics_edp_cli.edp.emit import CollectingPublisher, EventBridgePublisher, Publisher, consumer_event
 from omics_edp_cli.edp.engine import Emission, Engine, PrefixState
+from omics_edp_cli.edp.manifests import (
+    DirectoryManifests,
+    ManifestStore,
+    S3Manifests,
+    decode_lines,
+    manifest_bytes,
+)
 from omics_edp_cli.edp.s3events import iso_time
 from omics_edp_cli.edp.sqlite_store import SqliteStore
 from omics_edp_cli.edp.store import BatchStore, Key
@@ -34,6 +41,7 @@ class Target:
     event_bus: str | None = None
     source: str = DEFAULT_SOURCE
     local: bool = False
+    manifests: ManifestStore | None = None
 
 
 def open_target(
@@ -60,6 +68,8 @@ def open_target(
             rules_from_parameters(edp.parameters, f"stack {stack}"),
             bucket=buckets[0] if len(buckets) == 1 else None,
             event_bus=event_bus or edp.event_bus_name,
+            manifests=(S3Manifests(clients.client("s3"), edp.manifest_location)
+                       if edp.manifest_location else None),
         )
     if table:
         _table_exists(clients, table)
@@ -69,7 +79,7 @@ def open_target(
     if not path.is_file():
         raise ConfigError(f"--db {path}: no such file")
     return Target(SqliteStore(path, create=False), f"SQLite file {path}", BatchRules(),
-                  event_bus=event_bus, local=True)
+                  event_bus=event_bus, local=True, manifests=DirectoryManifests(f"{path}.manifests"))
 
 
 def _table_exists(clients: ClientFactory, table: str) -> None:
@@ -160,8 +170,13 @@ def recent_rows(store: BatchStore, limit: int) -> list[dict[str, Any]]:
     return rows[:limit]
 
 
-def show(store: BatchStore, key: Key, now: float) -> dict[str, Any]:
-    """Everything about one prefix: its open batch and its recent emissions."""
+def show(
+    store: BatchStore, key: Key, now: float, *, manifests: ManifestStore | None = None,
+    batch_id: str | None = None, objects: int | None = 20,
+) -> dict[str, Any]:
+    """Everything about one prefix: its open batch, its recent emissions, and the objects of
+    one batch (`batch_id`, else the open batch, else the latest emission): the first `objects`
+    of them, or all with None."""
     state = store.get(key)
     if state is None:
         raise OperationError(
@@ -185,7 +200,36 @@ def show(store: BatchStore, key: Key, now: float) -> dict[str, Any]:
         record["flush_in_seconds"] = round(state.deadline - now, 3)
     record["unpublished"] = len(state.outbox)
     record["recent"] = list(reversed(_history_rows(state)))
+    record.update(batch_objects(state, manifests, batch_id, objects))
     return record
+
+
+def batch_objects(
+    state: PrefixState, manifests: ManifestStore | None, batch_id: str | None, limit: int | None
+) -> dict[str, Any]:
+    """`objects_of` (a batch id), `objects_total`, `objects` (manifest lines, the first `limit`)."""
+    lines: list[dict[str, Any]]
+    batch = state.open
+    pending = {e.batch_id: e for e in state.outbox}
+    nothing: dict[str, Any] = {"objects_of": None, "objects_total": 0, "objects": []}
+    if batch_id is None and batch is None and state.history:
+        if manifests is None:  # a table given by name: no manifest location known
+            return nothing
+        batch_id = state.history[-1].batch_id
+    if batch_id is None or (batch is not None and batch.batch_id == batch_id):
+        if batch is None:
+            return nothing
+        batch_id = batch.batch_id
+        lines = decode_lines(manifest_bytes(manifests, state.bucket, batch.objects, batch.segments))
+    elif batch_id in pending:  # emitted, its manifest maybe not written yet
+        e = pending[batch_id]
+        lines = decode_lines(manifest_bytes(manifests, state.bucket, e.objects, e.segments))
+    else:
+        if manifests is None:
+            raise ConfigError("--batch: where are the manifests? give --stack (its ManifestLocation) or --db")
+        lines = decode_lines(manifests.get_manifest(batch_id))
+    return {"objects_of": batch_id, "objects_total": len(lines),
+            "objects": lines if limit is None else lines[:limit]}
 
 
 def force_flush(target: Target, clients: ClientFactory, key: Key, now: float) -> tuple[Emission | None, bool]:
@@ -197,7 +241,7 @@ def force_flush(target: Target, clients: ClientFactory, key: Key, now: float) ->
         publisher = CollectingPublisher()  # a local file has no bus: the event is only printed
     else:
         raise ConfigError("flush needs the event bus: pass --event-bus NAME or --stack")
-    batcher = Batcher(Engine(target.rules), target.store, publisher)
+    batcher = Batcher(Engine(target.rules), target.store, publisher, manifests=target.manifests)
     emission = batcher.force(key, now)
     if emission is None:
         return None, False

@@ -270,6 +270,11 @@ class EdpStack(DeployedStack):
         return self.info.optional_output("DashboardName")
 
     @property
+    def manifest_location(self) -> str | None:
+        """`s3://BUCKET/PREFIX/` of the batch manifests (stacks before manifests have none)."""
+        return self.info.optional_output("ManifestLocation")
+
+    @property
     def bucket_names(self) -> list[str]:
         """`BucketName` may list several buckets, comma-separated."""
         return [b.strip() for b in self.parameter("BucketName").split(",") if b.strip()]

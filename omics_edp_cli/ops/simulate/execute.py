@@ -34,6 +34,8 @@ class Run:
 
     rules: BatchRules
     tick: float
+    # Record each batch's objects (its manifest): JSON output and plots need them, tables don't.
+    keep_objects: bool = False
     engine: Engine = field(init=False)
     store: MemoryStore = field(default_factory=MemoryStore)
     emitted: list[Emission] = field(default_factory=list)
@@ -46,7 +48,7 @@ class Run:
     next_run: float = math.inf
 
     def __post_init__(self) -> None:
-        self.engine = Engine(self.rules, keep_members=False)
+        self.engine = Engine(self.rules, keep_members=False, keep_objects=self.keep_objects)
         self.totals = Added(self.emitted)
         # Bound once: `feed` runs per event and threshold set.
         self._classify, self._add = self.engine.classify, self.engine.add_one
@@ -115,9 +117,10 @@ def simulate(
     *,
     tick: float = 60.0,
     on_progress: Callable[[], None] | None = None,
+    keep_objects: bool = False,
 ) -> list[Run]:
     """Feed every event to one run per threshold set; drain; return the runs."""
-    runs = [Run(rules, tick) for rules in rule_sets]
+    runs = [Run(rules, tick, keep_objects) for rules in rule_sets]
     feeders = [run.feed for run in runs]
     source = iter(events)
     try:
@@ -210,12 +213,17 @@ def thresholds(run: Run) -> dict[str, Any]:
 
 
 def as_json(run: Run, *, malformed: int = 0, other: int = 0) -> dict[str, Any]:
-    """Thresholds, summary and the exact events a consumer would receive, in time order."""
-    return {
+    """Thresholds, summary, the exact events a consumer would receive, in time order, and each
+    batch's object keys by `batch_id` (what its manifest would list; when the run kept them)."""
+    emitted = sorted(run.emitted, key=lambda e: e.emitted_at)
+    out = {
         "thresholds": thresholds(run),
         "summary": summary(run, malformed=malformed, other=other),
-        "events": [consumer_event(e) for e in sorted(run.emitted, key=lambda e: e.emitted_at)],
+        "events": [consumer_event(e) for e in emitted],
     }
+    if run.keep_objects:
+        out["objects"] = {e.batch_id: [o[0] for o in e.objects] for e in emitted}
+    return out
 
 
 def _round(value: float | None) -> float | None:

@@ -19,6 +19,7 @@ from omics_edp_cli.errors import ConfigError
 from omics_edp_cli.ops.deployment import describe_stack
 from omics_edp_cli.ops.simulate import sources
 from omics_edp_cli.ops.simulate.execute import Run
+from omics_edp_cli.ops.simulate.plot import check_plot_file
 from omics_edp_cli.ops.simulate.sources import (
     DEFAULT_BUCKET,
     DEFAULT_START,
@@ -64,7 +65,7 @@ class SimulateOptions:
 
     events: str | None = None
     scenario: Path | None = None
-    from_s3: str | None = None
+    from_s3: list[str] | None = None  # s3:// URIs, repeated or comma-separated
     burst: BurstFlags = field(default_factory=BurstFlags)
     start: str | None = None
     seed: int = 0
@@ -73,6 +74,7 @@ class SimulateOptions:
     tick: str = "60"
     parameters: str | None = None
     stack: str | None = None
+    plot: str | None = None  # --plot FILE
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,9 @@ class SimulatePlan:
     rule_sets: list[BatchRules]
     tick: float
     origin: str  # where the thresholds came from, e.g. "edp.parameters.json + flags"
-    path: str | None = None  # --events / --scenario file, or the --from-s3 URI
+    path: str | None = None  # --events / --scenario file
+    s3_uris: tuple[str, ...] = ()  # --from-s3
+    plot: Path | None = None  # where to draw the timeline (checked: suffix, the [plot] extra)
     start: float | None = None  # given (or defaulted, for a burst) start time
     seed: int = 0
     bucket: str | None = None
@@ -115,8 +119,10 @@ def plan_simulate(
         sources.check_burst_flags(**burst)
     tick = parse_seconds(options.tick, "--tick", zero_ok=True)
     start = _start(options.start)
-    if options.from_s3 is not None:
-        sources.parse_s3_uri(options.from_s3)
+    s3_uris = tuple(u.strip() for text in options.from_s3 or [] for u in text.split(",") if u.strip())
+    for uri in s3_uris:
+        sources.parse_s3_uri(uri)  # a usage error before any AWS call
+    plot = check_plot_file(options.plot) if options.plot is not None else None
     stack = options.stack
     resolved = resolve(
         options.thresholds,
@@ -128,14 +134,15 @@ def plan_simulate(
     )
     kind = chosen[0] if chosen else InputKind.burst
     scenario = str(options.scenario) if options.scenario is not None else None
-    path = {InputKind.events: options.events, InputKind.scenario: scenario,
-            InputKind.from_s3: options.from_s3}.get(kind)
+    path = {InputKind.events: options.events, InputKind.scenario: scenario}.get(kind)
     return SimulatePlan(
         input=kind,
         rule_sets=resolved.rule_sets,
         tick=tick,
         origin=resolved.origin,
         path=path,
+        s3_uris=s3_uris,
+        plot=plot,
         start=start if options.start is not None or kind is InputKind.burst else None,
         seed=options.seed,
         bucket=options.bucket or (resolved.bucket if kind is InputKind.burst else None)
@@ -156,7 +163,7 @@ def open_source(plan: SimulatePlan, clients: ClientFactory,
             scenario.start = plan.start
         return scenario
     if plan.input is InputKind.from_s3:
-        return S3ListingSource(clients.client("s3"), str(plan.path))
+        return S3ListingSource(clients.client("s3"), list(plan.s3_uris))
     burst = burst_from_flags(**plan.burst, depth=max_depth)
     return BurstSource([burst], bucket=str(plan.bucket), start=float(plan.start or 0), seed=plan.seed)
 

@@ -12,7 +12,7 @@ import os
 import random
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO
@@ -270,7 +270,8 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
 
 
 class S3ListingSource(Source):
-    """The objects under an S3 prefix as creation events, `LastModified` as the event time.
+    """The objects under one or several S3 prefixes (several buckets, as one EDP stack watches)
+    as creation events, `LastModified` as the event time.
 
     Listing order is by key, so objects are sorted by time first: in memory up to
     `SORT_CHUNK` objects, beyond that in sorted runs spilled to temporary files and merged,
@@ -279,15 +280,18 @@ class S3ListingSource(Source):
 
     unit = "objects"
 
-    def __init__(self, s3: Any, uri: str, *, chunk: int = SORT_CHUNK):
+    def __init__(self, s3: Any, uri: str | Sequence[str], *, chunk: int = SORT_CHUNK):
         self.s3 = s3
-        self.bucket, self.prefix = parse_s3_uri(uri)
+        self.locations = [parse_s3_uri(u) for u in ([uri] if isinstance(uri, str) else uri)]
+        if not self.locations:
+            raise ConfigError("--from-s3: give at least one s3://bucket/prefix URI")
+        self.bucket, self.prefix = self.locations[0]
         self.chunk = chunk
         self.listed = 0
 
     def __iter__(self) -> Iterator[ObjectEvent]:
         runs: list[IO[str]] = []
-        buffer: list[tuple[float, str, str, int]] = []
+        buffer: list[tuple[float, str, str, int, str]] = []
         try:
             for obj in self._objects():
                 self.listed += 1
@@ -298,22 +302,23 @@ class S3ListingSource(Source):
                     buffer = []
             buffer.sort()
             merged = heapq.merge(buffer, *(_read_run(r) for r in runs)) if runs else iter(buffer)
-            for when, key, etag, size in merged:
-                yield ObjectEvent(self.bucket, key, etag, when, size)
+            for when, key, etag, size, bucket in merged:
+                yield ObjectEvent(bucket, key, etag, when, size, etag or None)
         finally:
             for run in runs:
                 run.close()
 
-    def _objects(self) -> Iterator[tuple[float, str, str, int]]:
+    def _objects(self) -> Iterator[tuple[float, str, str, int, str]]:
         paginator = self.s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
-            for obj in page.get("Contents", []):
-                modified = obj["LastModified"]
-                yield (modified.timestamp(), obj["Key"], str(obj.get("ETag", "")).strip('"'),
-                       int(obj.get("Size", 0)))
+        for bucket, prefix in self.locations:
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                for obj in page.get("Contents", []):
+                    modified = obj["LastModified"]
+                    yield (modified.timestamp(), obj["Key"], str(obj.get("ETag", "")).strip('"'),
+                           int(obj.get("Size", 0)), bucket)
 
 
-def _spill(rows: list[tuple[float, str, str, int]]) -> IO[str]:
+def _spill(rows: list[tuple[float, str, str, int, str]]) -> IO[str]:
     handle = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 (closed by the caller)
     for row in rows:
         handle.write(json.dumps(row) + "\n")
@@ -321,10 +326,10 @@ def _spill(rows: list[tuple[float, str, str, int]]) -> IO[str]:
     return handle
 
 
-def _read_run(handle: IO[str]) -> Iterator[tuple[float, str, str, int]]:
+def _read_run(handle: IO[str]) -> Iterator[tuple[float, str, str, int, str]]:
     for line in handle:
-        when, key, etag, size = json.loads(line)
-        yield (when, key, etag, size)
+        when, key, etag, size, bucket = json.loads(line)
+        yield (when, key, etag, size, bucket)
 
 
 def burst_from_flags(
