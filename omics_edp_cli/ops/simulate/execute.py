@@ -20,7 +20,6 @@ from itertools import islice
 from typing import Any
 
 from omics_edp_cli.edp.config import BatchRules
-from omics_edp_cli.edp.emit import consumer_event
 from omics_edp_cli.edp.engine import IGNORED, TRIGGERS, Added, Emission, Engine
 from omics_edp_cli.edp.memory_store import MemoryStore
 from omics_edp_cli.edp.s3events import ObjectEvent, iso_time
@@ -211,6 +210,10 @@ def thresholds(run: Run) -> dict[str, Any]:
 
 def as_json(run: Run, *, malformed: int = 0, other: int = 0) -> dict[str, Any]:
     """Thresholds, summary and the exact events a consumer would receive, in time order."""
+    # Imported here: edp.emit imports botocore (for its EventBridge publisher), which
+    # `simulate-batch --help` and the table output never need.
+    from omics_edp_cli.edp.emit import consumer_event
+
     return {
         "thresholds": thresholds(run),
         "summary": summary(run, malformed=malformed, other=other),
