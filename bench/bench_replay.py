@@ -15,7 +15,14 @@ ListObjectsV2 calls `replay` makes for a one-hour window.
 `--latency MS` makes the receiver take that long per callback, like the real API writing to
 its database (default 0: a local receiver that answers at once).
 
+`--s3-latency MS` is where AWS's latency is: every S3 call of `replay` waits that long first (a
+botocore `before-send` hook on its client, in this bench only), as a GET to real S3 waits 10 to 30 ms
+on the network. Then the naive loop is left out (one GET and one POST at a time would take
+minutes) and the baseline is the receiver's own ceiling: the same payloads POSTed by
+`--concurrency` threads with nothing else to do. Target: replay at least 0.8x that ceiling.
+
 Usage: .venv/bin/python bench/bench_replay.py [--events 5000] [--latency 0] [--big 100000]
+       .venv/bin/python bench/bench_replay.py --s3-latency 20 --latency 20 [--concurrency 8]
 """
 
 from __future__ import annotations
@@ -119,14 +126,45 @@ def naive(s3: Any, bucket: str, url: str) -> int:
     return len(keys)
 
 
-def with_tool(bucket: str, url: str) -> tuple[int, int]:
+def post_ceiling(s3: Any, bucket: str, url: str, concurrency: int) -> tuple[int, float]:
+    """(events, seconds): every archived payload POSTed by `concurrency` threads, nothing else.
+
+    The payloads are read first (not timed): this is the most the receiver takes at that
+    concurrency, the bound replay's delivery cannot pass.
+    """
+    import requests
+
+    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+            for o in page.get("Contents", ())]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        payloads = list(pool.map(lambda k: s3.get_object(Bucket=bucket, Key=k)["Body"].read(), keys))
+    local = threading.local()
+
+    def post(body: bytes) -> None:
+        session = getattr(local, "session", None) or requests.Session()
+        local.session = session
+        response = session.post(url + "/internal/callbacks/omics-state-change", data=body, timeout=10,
+                                headers={"X-Internal-API-Key": TOKEN, "Content-Type": "application/json"})
+        response.raise_for_status()
+
+    t = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        list(pool.map(post, payloads))
+    return len(payloads), time.perf_counter() - t
+
+
+def with_tool(bucket: str, url: str, concurrency: int = 8, s3_latency: float = 0.0) -> tuple[int, int]:
     from omics_edp_cli.aws import ClientFactory
     from omics_edp_cli.ops.replay.execute import replay
     from omics_edp_cli.ops.replay.plan import ReplayOptions, plan_replay
 
     options = ReplayOptions(since="2026-11-23T00:00Z", until="2026-11-24T00:00Z", bucket=bucket,
-                            api_server=url)
+                            api_server=url, concurrency=concurrency)
     clients = ClientFactory()
+    if s3_latency:
+        # The network between this machine and S3: every request waits before it is sent.
+        clients.client("s3").meta.events.register(
+            "before-send.s3.*", lambda **_: time.sleep(s3_latency))
     plan = plan_replay(options, clients, env={"OMICS_EDP_API_TOKEN": TOKEN})
     result = replay(plan, clients)
     assert result.ok, result.summary()
@@ -191,6 +229,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=5000, help="archived payloads to replay")
     parser.add_argument("--latency", type=float, default=0.0, help="receiver ms per callback")
     parser.add_argument("--big", type=int, default=100_000, help="keys in the list-call archive")
+    parser.add_argument("--s3-latency", type=float, default=0.0,
+                        help="ms added to every S3 call of replay (compares with the POST ceiling)")
+    parser.add_argument("--concurrency", type=int, default=8, help="replay --concurrency")
     parser.add_argument("--serve-receiver", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_receiver:
@@ -221,11 +262,24 @@ def main() -> None:
               f"({time.perf_counter() - t:.1f} s to write); receiver latency {args.latency:g} ms; "
               f"{os.cpu_count()} CPUs", file=sys.stderr)
 
+        if args.s3_latency:
+            posted, ceiling_s = post_ceiling(s3, bucket, url, args.concurrency)
+            t = time.perf_counter()
+            delivered, calls = with_tool(bucket, url, args.concurrency, args.s3_latency / 1000)
+            tool_s = time.perf_counter() - t
+            assert delivered == posted == args.events, (delivered, posted)
+            ceiling_rate, tool_rate = posted / ceiling_s, delivered / tool_s
+            print(f"POST ceiling, {args.concurrency} threads, {args.latency:g} ms receiver: "
+                  f"{posted} events in {ceiling_s:6.2f} s = {ceiling_rate:7.1f} events/s")
+            print(f"replay --concurrency {args.concurrency}, {args.s3_latency:g} ms per S3 call: "
+                  f"{delivered} events in {tool_s:6.2f} s = {tool_rate:7.1f} events/s ({calls} list calls)")
+            print(f"ratio replay/ceiling: {tool_rate / ceiling_rate:.2f} (target >= 0.8)")
+            return
         t = time.perf_counter()
         sent = naive(s3, bucket, url)
         naive_s = time.perf_counter() - t
         t = time.perf_counter()
-        delivered, calls = with_tool(bucket, url)
+        delivered, calls = with_tool(bucket, url, args.concurrency)
         tool_s = time.perf_counter() - t
         assert sent == delivered == args.events, (sent, delivered)
         naive_rate, tool_rate = sent / naive_s, delivered / tool_s

@@ -3,25 +3,34 @@
 Standard library and boto3 only, so the Lambda code uses it too. boto3 already reads
 `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` from the environment; an explicit
 `endpoint_url` (the CLI's `--endpoint-url`) wins over both.
+
+boto3 is imported when the first session is built, not when this module is: `omics-edp --help`
+and the commands that never reach AWS start without its ~60 ms (bench/bench_import_time.py).
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import sys
 from dataclasses import dataclass, field
-from typing import Any
-
-import boto3
-from botocore.config import Config
-from botocore.exceptions import NoCredentialsError, NoRegionError, ProfileNotFound
+from typing import TYPE_CHECKING, Any
 
 from omics_edp_cli.errors import ConfigError
 
-# A pool large enough for the concurrent readers of replay and the dlq commands.
-_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=32)
-# Some APIs (HealthOmics: "workflows-") put a prefix on the host name. Against a custom
-# endpoint (a local fake or moto on 127.0.0.1) that would make the host unreachable.
-_CUSTOM_ENDPOINT_CONFIG = _CLIENT_CONFIG.merge(Config(inject_host_prefix=False))
+if TYPE_CHECKING:
+    import boto3.session
+    from botocore.config import Config
+
+@functools.cache
+def _config(custom_endpoint: bool) -> Config:
+    from botocore.config import Config
+
+    # A pool large enough for the concurrent readers of replay and the dlq commands.
+    config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=32)
+    # Some APIs (HealthOmics: "workflows-") put a prefix on the host name. Against a custom
+    # endpoint (a local fake or moto on 127.0.0.1) that would make the host unreachable.
+    return config.merge(Config(inject_host_prefix=False)) if custom_endpoint else config
 
 
 def has_custom_endpoint(service: str, endpoint_url: str | None = None) -> bool:
@@ -31,7 +40,7 @@ def has_custom_endpoint(service: str, endpoint_url: str | None = None) -> bool:
 
 
 def client_config(service: str, endpoint_url: str | None = None) -> Config:
-    return _CUSTOM_ENDPOINT_CONFIG if has_custom_endpoint(service, endpoint_url) else _CLIENT_CONFIG
+    return _config(has_custom_endpoint(service, endpoint_url))
 
 
 @dataclass
@@ -55,6 +64,9 @@ class ClientFactory:
 
     def session(self) -> boto3.session.Session:
         if self._session is None:
+            import boto3.session
+            from botocore.exceptions import ProfileNotFound
+
             try:
                 keys = self.credentials or (None, None)
                 # boto3 reads AWS_DEFAULT_REGION and the profile but not AWS_REGION, which the
@@ -83,6 +95,8 @@ class ClientFactory:
             kwargs: dict[str, Any] = {"config": client_config(service, endpoint)}
             if endpoint:
                 kwargs["endpoint_url"] = endpoint
+            from botocore.exceptions import NoRegionError
+
             try:
                 session: Any = self.session()  # any service name: the stubs overload per literal
                 self._clients[service] = session.client(service, **kwargs)
@@ -95,6 +109,10 @@ class ClientFactory:
 
 def credential_hint(exc: Exception) -> str | None:
     """A one-line fix for the credential/region errors botocore raises at call time."""
+    if "botocore" not in sys.modules:  # nothing botocore raised can exist yet
+        return None
+    from botocore.exceptions import NoCredentialsError, NoRegionError
+
     if isinstance(exc, NoCredentialsError):
         return "No AWS credentials found: pass --profile, set AWS_PROFILE, or configure credentials"
     if isinstance(exc, NoRegionError):

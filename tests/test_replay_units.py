@@ -314,3 +314,11 @@ def test_delivery_starts_while_the_archive_is_still_being_read(s3_archive, recei
 
     assert result.ok and len(result.outcomes) == len(reads) == 200
     assert delivered_before_last_read == [True]
+
+
+def test_archive_readers_follow_the_delivery_concurrency():
+    from omics_edp_cli.ops.replay.read import MAX_READ_THREADS, READ_THREADS, read_threads_for
+
+    assert read_threads_for(1) == READ_THREADS  # never fewer than the old fixed pool
+    assert read_threads_for(8) == 16  # two readers per delivery worker
+    assert read_threads_for(100) == MAX_READ_THREADS  # no more than the S3 client's connections

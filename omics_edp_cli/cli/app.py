@@ -9,28 +9,52 @@ from typing import Annotated
 import typer
 
 from omics_edp_cli import __version__
-from omics_edp_cli.cli import (
-    batches,
-    demo,
-    deploy,
-    dlq,
-    doctor,
-    package,
-    package_batch,
-    process,
-    reconcile,
-    replay,
-    simulate,
-    tail,
-)
 from omics_edp_cli.cli.context import OUTPUT_HELP, AppContext, OutputFormat
-from omics_edp_cli.cli.errors import ErrorHandlingGroup
+from omics_edp_cli.cli.lazy import LazyCommand, LazyGroup
+from omics_edp_cli.omics.config import AUTH_TOKEN, CLI_TOKEN_ENV
 from omics_edp_cli.omics.secrets import RedactingFilter, remember
-from omics_edp_cli.ops.deployment import LAMBDA_TOKEN_ENV, TOKEN_ENV
+
+# Every command, in the order `omics-edp --help` lists them. Each module is imported when its
+# command runs (or its own --help is asked for); `help` is what the listing shows meanwhile and
+# must be the first paragraph of the command's help (tests/test_cli_startup.py checks).
+COMMANDS = (
+    LazyCommand("process", "omics_edp_cli.cli.process",
+                "Run the processor locally on one event, exactly as the Lambda would."),
+    LazyCommand("deploy", "omics_edp_cli.cli.deploy",
+                "Deploy a stack: package, upload by content hash, show the change set, execute, "
+                "follow events."),
+    LazyCommand("package", "omics_edp_cli.cli.package",
+                "Build a Lambda zip: byte-identical for identical sources; prints path, size and sha256."),
+    LazyCommand("package-batch", "omics_edp_cli.cli.package_batch",
+                "Build the Quilt package of one EDP batch, exactly as the packager Lambda would."),
+    LazyCommand("replay", "omics_edp_cli.cli.replay",
+                "Re-send archived payloads to the NGS360 callback, each run's events in order."),
+    LazyCommand("reconcile", "omics_edp_cli.cli.reconcile",
+                "Compare every HealthOmics run in the window with what NGS360 was sent; --fix sends "
+                "the rest."),
+    LazyCommand("simulate-batch", "omics_edp_cli.cli.simulate",
+                "Run the EDP batching engine offline and show the batches it would emit."),
+    LazyCommand("doctor", "omics_edp_cli.cli.doctor",
+                "Check a deployed stack end to end and print a checklist with a fix for each failure."),
+    LazyCommand("demo", "omics_edp_cli.cli.demo",
+                "Run both pipelines end to end on this machine: no AWS account needed."),
+    LazyCommand("batches", "omics_edp_cli.cli.batches",
+                "Open batches, recent emissions and forced flushes of the EDP batcher "
+                "(a deployed stack, a DynamoDB table, or a local SQLite file)."),
+    LazyCommand("dlq", "omics_edp_cli.cli.dlq",
+                "Inspect, redrive and purge the dead-letter queues of either stack."),
+    LazyCommand("tail", "omics_edp_cli.cli.tail",
+                "Follow an event bus live, printing each event as it arrives, until Ctrl-C (or a limit)."),
+)
+
+
+class RootGroup(LazyGroup):
+    lazy_commands = COMMANDS
+
 
 app = typer.Typer(
     name="omics-edp",
-    cls=ErrorHandlingGroup,
+    cls=RootGroup,
     no_args_is_help=True,
     rich_markup_mode="rich",
     help=(
@@ -86,7 +110,7 @@ def root(
     if output is not None:
         obj.output = output
     obj.verbose = verbose or obj.verbose
-    for name in (TOKEN_ENV, LAMBDA_TOKEN_ENV):  # masked in everything printed, by every command
+    for name in (CLI_TOKEN_ENV, AUTH_TOKEN):  # masked in everything printed, by every command
         remember((os.environ.get(name) or "").strip())
     if obj.verbose:
         logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s %(message)s")
@@ -96,11 +120,6 @@ def root(
             if not any(isinstance(f, RedactingFilter) for f in handler.filters):
                 handler.addFilter(RedactingFilter())
     ctx.obj = obj
-
-
-for module in (process, deploy, package, package_batch, replay, reconcile, simulate, batches, dlq, doctor,
-               demo, tail):
-    module.register(app)
 
 
 def main() -> None:

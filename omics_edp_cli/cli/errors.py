@@ -16,14 +16,6 @@ from enum import IntEnum
 from typing import Any
 
 import typer
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    NoCredentialsError,
-    NoRegionError,
-    ProfileNotFound,
-)
-from botocore.parsers import ResponseParserError
 from rich.console import Console
 from rich.markup import escape
 
@@ -56,6 +48,21 @@ def translate(exc: BaseException) -> CliError | None:
         return CliError(str(exc), ExitCode.USAGE)
     if isinstance(exc, OperationError):
         return CliError(str(exc), ExitCode.FAILED)
+    if "botocore" in sys.modules:  # else no botocore error can exist: `--help` need not import it
+        return _translate_botocore(exc)
+    return None
+
+
+def _translate_botocore(exc: BaseException) -> CliError | None:
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        NoCredentialsError,
+        NoRegionError,
+        ProfileNotFound,
+    )
+    from botocore.parsers import ResponseParserError
+
     if isinstance(exc, (NoCredentialsError, NoRegionError)):
         return CliError(credential_hint(exc) or str(exc), ExitCode.USAGE)
     if isinstance(exc, ProfileNotFound):

@@ -40,8 +40,10 @@ RUN_ID = "8567247"
 WES_RUN_ID = "0f6f1c3e-2b6a-4f7e-9d7e-3c1b5a9e8d21"
 RUN_EVENTS = ("pending", "starting", "running", "stopping", "completed")
 DOWN_FOR = {"running", "stopping"}  # the receiver is "down" while these arrive
-# Short budget so the "receiver down" part takes a second, not a minute.
-DEMO_DELIVERY = DeliveryPolicy(max_retries=2, timeout=2.0, backoff_factor=0.05, backoff_max=0.2)
+# Short budget so the "receiver down" part takes a moment, not a minute: the local receiver
+# answers 503 at once, so waiting between attempts (0.2 s each with jitter) shows nothing.
+DEMO_DELIVERY = DeliveryPolicy(max_retries=2, timeout=2.0, backoff_factor=0.01, backoff_max=0.02,
+                               backoff_jitter=0.0)
 BURST = {"novaseq-01/run-0001/": 45, "novaseq-01/run-0002/": 12, "raw/scratch/": 3}
 COUNT_THRESHOLD = 20
 QUIET_SECONDS = 300

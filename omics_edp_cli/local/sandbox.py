@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -158,6 +159,38 @@ def patch_moto() -> None:
     patch_moto_dynamodb_atomic_writes()
 
 
+class LocalAws:
+    """moto's server app on 127.0.0.1, served by a thread that stops within 20 ms.
+
+    moto's `ThreadedMotoServer` runs werkzeug's `serve_forever()` with its default half-second
+    poll, so stopping it waited ~0.4 s for the loop to notice; here the loop polls every 20 ms.
+    """
+
+    POLL_SECONDS = 0.02
+
+    def __init__(self, port: int):
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        self._server = make_server("127.0.0.1", port, DomainDispatcherApplication(create_backend_app),
+                                   threaded=True, request_handler=MotoRequestHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": self.POLL_SECONDS}, daemon=True)
+
+    def start(self) -> LocalAws:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -177,7 +210,7 @@ class LocalSandbox:
 
     def __enter__(self) -> LocalSandbox:
         try:
-            from moto.server import ThreadedMotoServer
+            import moto.moto_server.werkzeug_app  # noqa: F401
         except ImportError as e:  # the `local` extra is not installed
             from omics_edp_cli.errors import ConfigError
 
@@ -192,8 +225,7 @@ class LocalSandbox:
         logging.getLogger("moto").setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", message="Tried to parse AWS::", module="moto")
         port = self.port or _free_port()
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        self._moto.start()
+        self._moto = LocalAws(port).start()
         self.aws_url = f"http://127.0.0.1:{port}"
         self.omics = FakeOmics().start()
         self.receiver = CallbackReceiver(token=self.token).start()

@@ -15,6 +15,8 @@ DATA_LAKE_BUCKET = "DATA_LAKE_BUCKET"
 S3_PREFIX = "S3_PREFIX"
 VERBOSE_LOGGING = "VERBOSE_LOGGING"
 AUTH_TOKEN = "AUTH_TOKEN"
+# The CLI's own variable for the NGS360 API key (the Lambdas read AUTH_TOKEN or the secret).
+CLI_TOKEN_ENV = "OMICS_EDP_API_TOKEN"
 ENV_SECRETS = "ENV_SECRETS"
 ARCHIVE_KMS_KEY_ID = "ARCHIVE_KMS_KEY_ID"
 # Delivery tuning; defaults fit a 60 s function timeout.

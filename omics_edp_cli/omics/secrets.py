@@ -14,8 +14,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from omics_edp_cli.errors import ConfigError, OperationError
 from omics_edp_cli.omics import config
 
@@ -64,10 +62,14 @@ def resolve_token(secretsmanager: Any, env: Mapping[str, str] | None = None) -> 
 
 def token_from_secret(secretsmanager: Any, secret_id: str) -> str:
     """The checked token of a `{"AUTH_TOKEN": ...}` secret; errors name the secret, never the value."""
+    # Imported here: the CLI imports this module for `redact` before any command runs, and
+    # `omics-edp --help` loads no botocore (tests/test_cli_startup.py).
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         secret = secretsmanager.get_secret_value(SecretId=secret_id)
     except (BotoCoreError, ClientError) as e:
-        raise OperationError(f"reading secret {secret_id!r} failed: {redact(str(e))}") from None
+        raise OperationError(f"reading secret {secret_id} failed: {redact(str(e))}") from None
     try:
         token = json.loads(secret.get("SecretString") or "")["AUTH_TOKEN"]
     except (ValueError, KeyError, TypeError):

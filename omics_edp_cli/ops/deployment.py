@@ -21,14 +21,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.errors import ConfigError, OperationError
-from omics_edp_cli.omics.config import DEFAULT_S3_PREFIX
+from omics_edp_cli.omics.config import AUTH_TOKEN, CLI_TOKEN_ENV, DEFAULT_S3_PREFIX
 from omics_edp_cli.omics.secrets import check_token, token_from_secret
 
 T = TypeVar("T")
 
-TOKEN_ENV = "OMICS_EDP_API_TOKEN"
+TOKEN_ENV = CLI_TOKEN_ENV
 # The Lambda's own variable, honoured too so a function's environment can be reused as is.
-LAMBDA_TOKEN_ENV = "AUTH_TOKEN"
+LAMBDA_TOKEN_ENV = AUTH_TOKEN
 SECRET_ENV = "ENV_SECRETS"
 
 

@@ -30,7 +30,7 @@ from omics_edp_cli.ops.replay.plan import (
     ReplayProgress,
     _NoProgress,
 )
-from omics_edp_cli.ops.replay.read import READ_THREADS, ArchivedEvent, ArchiveReader
+from omics_edp_cli.ops.replay.read import READ_THREADS, ArchivedEvent, ArchiveReader, read_threads_for
 from omics_edp_cli.ops.replay.report import (
     ALREADY_PROCESSED,
     DELIVERED,
@@ -177,7 +177,7 @@ def replay(
     started = time.monotonic()
     s3 = clients.client("s3")
     if plan.dry_run:
-        result = ReplayResult(plan, select_events(plan, s3, progress))
+        result = ReplayResult(plan, select_events(plan, s3, progress, read_threads_for(plan.concurrency)))
         result.elapsed = time.monotonic() - started
         return result
     selection, todo = list_window(plan, s3, progress)
@@ -186,7 +186,7 @@ def replay(
     writer = ReportWriter(plan.report, append=plan.append_report) if plan.report else None
     limiter = RateLimiter(plan.rate, clock=clock, sleep=sleep or stop.wait)
     deliverer = RunDeliverer(plan, policy, writer, progress, stop, limiter)
-    reader = ArchiveReader(plan, s3, todo)
+    reader = ArchiveReader(plan, s3, todo, read_threads_for(plan.concurrency))
     progress.phase("replaying", len(todo))
     filtered = 0
 

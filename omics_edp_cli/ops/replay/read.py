@@ -19,9 +19,22 @@ from omics_edp_cli.ops.replay.report import INVALID, EventOutcome
 if TYPE_CHECKING:
     from omics_edp_cli.ops.replay.plan import ReplayPlan
 
-# boto3's default connection pool holds 10 connections per client: more readers would only
-# queue for a connection (and make urllib3 warn).
+# Readers when nothing says otherwise (`select_events`, `--dry-run`).
 READ_THREADS = 10
+# The S3 client's connection pool (omics_edp_cli/aws.py): more readers would only queue for a
+# connection (and make urllib3 warn).
+MAX_READ_THREADS = 32
+
+
+def read_threads_for(concurrency: int) -> int:
+    """Readers for `concurrency` runs delivered at once: two per delivery worker.
+
+    Each event costs one GET and one POST; against real S3 a GET waits 10 to 30 ms on the network,
+    as long as a callback does. Twice the delivery workers keeps the readers ahead even though
+    events are released in key order (a slow GET holds back the ones after it), so delivery, not
+    reading, sets the pace (bench/bench_replay.py --s3-latency 20 --latency 20).
+    """
+    return max(READ_THREADS, min(2 * concurrency, MAX_READ_THREADS))
 UNREADABLE = "unreadable"
 # Tie-break for events of one run stamped in the same second (EventBridge times have 1 s resolution).
 STATUS_RANK = {

@@ -20,7 +20,6 @@ from itertools import islice
 from typing import Any
 
 from omics_edp_cli.edp.config import BatchRules
-from omics_edp_cli.edp.emit import consumer_event
 from omics_edp_cli.edp.engine import IGNORED, TRIGGERS, Added, Emission, Engine
 from omics_edp_cli.edp.memory_store import MemoryStore
 from omics_edp_cli.edp.s3events import ObjectEvent, iso_time
@@ -215,6 +214,10 @@ def thresholds(run: Run) -> dict[str, Any]:
 def as_json(run: Run, *, malformed: int = 0, other: int = 0) -> dict[str, Any]:
     """Thresholds, summary, the exact events a consumer would receive, in time order, and each
     batch's object keys by `batch_id` (what its manifest would list; when the run kept them)."""
+    # Imported here: edp.emit imports botocore (for its EventBridge publisher), which
+    # `simulate-batch --help` and the table output never need.
+    from omics_edp_cli.edp.emit import consumer_event
+
     emitted = sorted(run.emitted, key=lambda e: e.emitted_at)
     out = {
         "thresholds": thresholds(run),

@@ -16,7 +16,6 @@ from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.edp.config import BatchRules, parse_seconds
 from omics_edp_cli.edp.s3events import parse_time
 from omics_edp_cli.errors import ConfigError
-from omics_edp_cli.ops.deployment import describe_stack
 from omics_edp_cli.ops.simulate import sources
 from omics_edp_cli.ops.simulate.execute import Run
 from omics_edp_cli.ops.simulate.plot import check_plot_file
@@ -127,8 +126,7 @@ def plan_simulate(
     resolved = resolve(
         options.thresholds,
         parameters_file=options.parameters,
-        stack_parameters=(lambda: describe_stack(clients.client("cloudformation"), stack).parameters)
-        if stack else None,
+        stack_parameters=(lambda: _stack_parameters(clients, stack)) if stack else None,
         stack_name=stack,
         env=env,
     )
@@ -183,3 +181,11 @@ def _start(text: str | None) -> float:
         return parse_time(text or DEFAULT_START)
     except ConfigError:
         raise ConfigError(f"--start: {text!r} is not an ISO 8601 time") from None
+
+
+def _stack_parameters(clients: ClientFactory, stack: str) -> Mapping[str, str]:
+    # Imported here: ops.deployment brings botocore, which `simulate-batch --help` and the
+    # offline sources never need (bench/bench_import_time.py).
+    from omics_edp_cli.ops.deployment import describe_stack
+
+    return describe_stack(clients.client("cloudformation"), stack).parameters

@@ -1,0 +1,82 @@
+"""Start-up: `--help` reaches no AWS library, and a command's module loads only when it runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from omics_edp_cli.cli.app import COMMANDS, app
+
+HEAVY = ("boto3", "botocore", "moto", "s3transfer")
+# Run in a fresh interpreter: this test process has long since imported boto3 and moto.
+PROBE = """
+import json, sys
+sys.argv = ["omics-edp", *sys.argv[1:]]
+from omics_edp_cli.cli.app import main
+try:
+    main()
+except SystemExit as e:
+    code = e.code
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stderr)
+"""
+
+
+def _modules_after(*args: str) -> set[str]:
+    done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True,
+                          timeout=60, env={"COLUMNS": "100", "PATH": ""})
+    report = json.loads(done.stderr.strip().splitlines()[-1])
+    assert report["code"] in (0, None), done.stderr
+    return set(report["modules"])
+
+
+@pytest.mark.parametrize("args", [("--help",), ("simulate-batch", "--help")], ids=" ".join)
+def test_help_imports_no_aws_library(args: tuple[str, ...]):
+    modules = _modules_after(*args)
+    assert "typer" in modules  # the probe really ran the CLI
+    loaded = sorted(m for m in modules if m.split(".")[0] in HEAVY)
+    assert loaded == [], f"omics-edp {' '.join(args)} imported {loaded[:5]}"
+
+
+def test_a_command_loads_only_its_own_module():
+    modules = _modules_after("simulate-batch", "--help")
+    commands = {c.module for c in COMMANDS}
+    assert commands & modules == {"omics_edp_cli.cli.simulate"}
+
+
+def test_root_help_loads_no_command_module():
+    assert not {c.module for c in COMMANDS} & _modules_after("--help")
+
+
+def _first_paragraph(text: str) -> str:
+    return " ".join(text.strip().split("\n\n")[0].split())
+
+
+def test_the_listing_shows_each_command_s_own_help():
+    """`omics-edp --help` lists the table's help (no import); it must be the command's own."""
+    root: Any = typer.main.get_command(app)
+    ctx = typer.Context(root)
+    assert root.list_commands(ctx) == [c.name for c in COMMANDS]
+    for entry in COMMANDS:
+        command = root.get_command(ctx, entry.name)
+        assert command is not None and command.name == entry.name
+        assert _first_paragraph(command.help or "") == entry.help, entry.name
+
+
+def test_root_help_lists_every_command_with_its_help():
+    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    for entry in COMMANDS:
+        line = next((row for row in result.output.splitlines() if row.startswith(f"│ {entry.name} ")), "")
+        assert entry.help[:60] in line, entry.name
+
+
+def test_a_mistyped_command_is_still_suggested():
+    result = CliRunner().invoke(app, ["simulat"])
+    assert result.exit_code == 2
+    assert "Did you mean 'simulate-batch'?" in result.output
