@@ -10,6 +10,14 @@ from rich.table import Table
 from omics_edp_cli.cli.commands import Command
 from omics_edp_cli.cli.context import AppContext, OutputFormat, OutputOption, app_context
 from omics_edp_cli.cli.errors import ExitCode
+from omics_edp_cli.cli.options import (
+    ApiServerOption,
+    ArchiveBucketOption,
+    ArchivePrefixOption,
+    ProcessorStackOption,
+    RateOption,
+    UntilOption,
+)
 from omics_edp_cli.cli.render import render_rows
 from omics_edp_cli.cli.replay import RichProgress
 from omics_edp_cli.omics.reconcile import IN_SYNC, ReconcileResult
@@ -26,34 +34,19 @@ def reconcile_command(
         str, typer.Option(help="Runs created, started or stopped from here (inclusive), or still "
                           "active: ISO 8601 (2026-11-23T00:55Z) or an age (90m, 6h, 3d).")
     ],
-    until: Annotated[
-        str | None, typer.Option(help="End of the window, inclusive (default: now).")
-    ] = None,
+    until: UntilOption = None,
     fix: Annotated[
         bool, typer.Option("--fix", help="Send what NGS360 missed, through the processor's own "
                            "code (RUNNING first when the receiver never saw the run start).")
     ] = False,
-    stack: Annotated[
-        str | None, typer.Option(help="Processor stack: reads its DataLakeBucket, BucketPrefix, "
-                                 "ApiServer and the ApiSecretArn token.")
-    ] = None,
-    bucket: Annotated[
-        str | None, typer.Option(help="Archive bucket (env DATA_LAKE_BUCKET; default: the stack's).")
-    ] = None,
-    prefix: Annotated[
-        str | None, typer.Option(help="Archive key prefix (env S3_PREFIX; default: the stack's, "
-                                 "else omics-run-events).")
-    ] = None,
-    api_server: Annotated[
-        str | None, typer.Option(help="NGS360 WES API base URL for --fix (env API_SERVER; "
-                                 "default: the stack's).")
-    ] = None,
+    stack: ProcessorStackOption = None,
+    bucket: ArchiveBucketOption = None,
+    prefix: ArchivePrefixOption = None,
+    api_server: ApiServerOption = None,
     concurrency: Annotated[
         int, typer.Option(help="Runs fixed at the same time (each run's events stay in order).")
     ] = DEFAULT_CONCURRENCY,
-    rate: Annotated[
-        float, typer.Option(help="At most this many events per second over all runs (0: no limit).")
-    ] = 0.0,
+    rate: RateOption = 0.0,
     output: OutputOption = None,
 ) -> None:
     """Compare every HealthOmics run in the window with what NGS360 was sent; --fix sends the rest.

@@ -23,6 +23,14 @@ from rich.text import Text
 from omics_edp_cli.cli.commands import Command
 from omics_edp_cli.cli.context import AppContext, OutputFormat, OutputOption, app_context
 from omics_edp_cli.cli.errors import ExitCode
+from omics_edp_cli.cli.options import (
+    ApiServerOption,
+    ArchiveBucketOption,
+    ArchivePrefixOption,
+    ProcessorStackOption,
+    RateOption,
+    UntilOption,
+)
 from omics_edp_cli.cli.render import render_record, render_rows
 from omics_edp_cli.ops.replay.delivery import KEY_REFUSED
 from omics_edp_cli.ops.replay.execute import ReplayResult, replay
@@ -86,24 +94,11 @@ def replay_command(
         str, typer.Option(help="Start of the window, inclusive: ISO 8601 (2026-11-23T00:55Z; "
                           "no zone means UTC) or an age (90m, 6h, 3d).")
     ],
-    until: Annotated[
-        str | None, typer.Option(help="End of the window, inclusive (same forms; "
-                                 "default: when the command started).")
-    ] = None,
-    stack: Annotated[
-        str | None, typer.Option(help="Processor stack: reads its DataLakeBucket, BucketPrefix, "
-                                 "ApiServer and the ApiSecretArn token.")
-    ] = None,
-    bucket: Annotated[
-        str | None, typer.Option(help="Archive bucket (env DATA_LAKE_BUCKET; default: the stack's).")
-    ] = None,
-    prefix: Annotated[
-        str | None, typer.Option(help="Archive key prefix (env S3_PREFIX; default: the stack's, "
-                                 "else omics-run-events).")
-    ] = None,
-    api_server: Annotated[
-        str | None, typer.Option(help="NGS360 WES API base URL (env API_SERVER; default: the stack's).")
-    ] = None,
+    until: UntilOption = None,
+    stack: ProcessorStackOption = None,
+    bucket: ArchiveBucketOption = None,
+    prefix: ArchivePrefixOption = None,
+    api_server: ApiServerOption = None,
     status: Annotated[
         list[str] | None, typer.Option(help="Only events with this status (repeat, or comma-separate).")
     ] = None,
@@ -116,9 +111,7 @@ def replay_command(
     concurrency: Annotated[
         int, typer.Option(help="Runs delivered at the same time (each run's events stay in order).")
     ] = DEFAULT_CONCURRENCY,
-    rate: Annotated[
-        float, typer.Option(help="At most this many events per second over all runs (0: no limit).")
-    ] = 0.0,
+    rate: RateOption = 0.0,
     report: Annotated[
         Path | None, typer.Option(help="Write one JSON line per event here, as it goes "
                                   "(appended when it is also the --resume file).")
