@@ -36,7 +36,9 @@ EXPLAINED = {
     ("edp.yaml", "NotificationKey", "AccountAdministers"): "in a key policy, Resource * means this key",
     ("edp.yaml", "NotificationKey", "CloudWatchAlarmsPublish"): "in a key policy, Resource * means this key",
     ("edp.yaml", "NotificationKey", "EventBridgeRulesPublish"): "in a key policy, Resource * means this key",
-    ("edp.yaml", "ManifestBucketPolicy", "TlsOnly"): "a Deny: every object of the manifest bucket, without TLS",
+    ("edp.yaml", "IngestRole", "Manifests"): "manifests and their segments under the manifest prefix",
+    ("edp.yaml", "FlushRole", "Manifests"): "manifests and their segments under the manifest prefix",
+    ("edp.yaml", "ManifestBucketPolicy", "TlsOnly"): "a Deny: the manifest bucket's objects, without TLS",
     ("omics-run-event-processor.yaml", "FunctionRole", "ArchiveWrite"):
         "objects under the archive prefix of one bucket (event_<time>_<id>.json keys)",
     ("omics-run-event-processor.yaml", "FunctionRole", "ReadRunOutputsManifest"):
