@@ -237,3 +237,26 @@ def test_file_gateway_refresh_after_a_push_and_its_failure_loses_nothing(aws):
         stub.assert_no_pending_responses()
     assert result.outcome == "created"
     assert revisions(aws, aws["registry"], "novaseq-08/run-0002") != []
+
+
+def test_the_lambda_handler_packages_from_its_environment_and_fails_for_retry(aws, monkeypatch):
+    """The real entry point: settings from the environment the template gives the function; a
+    registry it cannot write fails the invocation (Lambda retries, then the dead-letter queue)."""
+    from omics_edp_cli.packager import handler
+
+    monkeypatch.setenv("REGISTRY_BUCKET", aws["registry"])
+    monkeypatch.setenv("QUARANTINE_BUCKET", aws["quarantine"])
+    monkeypatch.setenv("TOPIC_ARN", aws["topic"])
+    handler.reset()
+    try:
+        put(aws, "novaseq-01/run-0009/", 2)
+        answer = handler.lambda_handler(event(aws, "novaseq-01/run-0009/", 2), None)
+        assert (answer["statusCode"], answer["outcome"]) == (200, "created")
+        assert revisions(aws, aws["registry"], "novaseq-01/run-0009")
+
+        handler.reset()
+        monkeypatch.setenv("REGISTRY_BUCKET", f"no-such-registry-{uuid.uuid4().hex[:8]}")
+        with pytest.raises(OperationError):
+            handler.lambda_handler(event(aws, "novaseq-01/run-0009/", 2), None)
+    finally:
+        handler.reset()
