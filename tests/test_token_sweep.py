@@ -22,7 +22,7 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import FIXTURES, free_port
+from conftest import free_port, sample_path
 from moto import mock_aws
 from omics_helpers import BUCKET, sample_event
 from replay.dlq_shapes import async_invocation_dlq
