@@ -179,9 +179,15 @@ def test_an_unsendable_token_is_refused_before_anything_is_sent(receiver: Callba
     assert receiver.requests == []
 
 
-def test_stripped_token_is_what_is_sent(receiver: CallbackReceiver):
-    CallbackClient(receiver.url, f" {TOKEN}\n", FAST).deliver({"event_id": "e"})
+def test_stripped_token_is_what_is_sent():
+    """The client strips; the receiver compares exactly, as the WES service does (since issue 11
+    a refused key raises, so the receiver must hold this token)."""
+    payload = {"event_id": "e", "omics_run_id": "1234567", "status": "RUNNING",
+               "event_time": "2026-01-23T00:00:00Z", "wes_run_id": "0f6f1c3e-2b6a-4f7e-9d7e-3c1b5a9e8d21"}
+    with CallbackReceiver(token=TOKEN) as receiver:
+        result = CallbackClient(receiver.url, f" {TOKEN}\n", FAST).deliver(payload)
     assert receiver.requests[0].headers["x-internal-api-key"] == TOKEN
+    assert (result.outcome, result.http_status) == ("delivered", 200)
 
 
 @pytest.mark.parametrize("cut", range(-len(TOKEN), 1, 5))

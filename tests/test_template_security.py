@@ -46,6 +46,21 @@ EXPLAINED = {
         "Lambda's behaviour and doctor warns about it",
     ("omics-run-event-processor.yaml", "FunctionRole", "HealthOmicsRead"):
         "run ids are not known in advance: any run of this account and region, read only",
+    ("omics-run-event-processor.yaml", "ReconcileRole", "Archive"):
+        "objects under the archive prefix of one bucket (archived events, refusal records, last result)",
+    ("omics-run-event-processor.yaml", "ReconcileRole", "ReadRunOutputsManifest"):
+        "<run>/logs/outputs.json in RunOutputBuckets, as for the processor's FunctionRole",
+    ("omics-run-event-processor.yaml", "ReconcileRole", "HealthOmicsListRuns"):
+        "omics:ListRuns has no resource type (Service Authorization Reference): only * matches it",
+    ("omics-run-event-processor.yaml", "ReconcileRole", "HealthOmicsReadRun"):
+        "the runs ListRuns returns: any run of this account and region, read only",
+    ("packager.yaml", "NotificationKey", "AccountAdministers"): "in a key policy, Resource * means this key",
+    ("packager.yaml", "NotificationKey", "CloudWatchAlarmsPublish"):
+        "in a key policy, Resource * means this key",
+    ("packager.yaml", "FunctionRole", "ReadBatches"):
+        "objects of the watched bucket (and ManifestBucketName when set): a batch may name any key there",
+    ("packager.yaml", "FunctionRole", "WritePackages"):
+        "objects of the registry and quarantine buckets: Quilt writes package files and .quilt/ there",
 }
 
 
@@ -104,8 +119,10 @@ class Evaluator:
         return {fn: self(arg)}
 
     def condition(self, name: str) -> bool:
+        # Optional parts present (the widest policies); a new condition fails here until it is named.
         return {"CreateNotificationKey": True, "UseKms": False, "UseVpc": False,
-                "HasAlarmEmail": True, "CreateManifestBucket": True}[name]
+                "HasAlarmEmail": True, "ReconcileEnabled": True, "HasEmail": True,
+                "HasManifestBucket": True, "UseGateway": True, "CreateManifestBucket": True}[name]
 
 
 def statements(template: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -250,11 +267,14 @@ def test_no_role_can_write_the_default_code_location(name: str, bucket_prefix: s
 
 
 def test_the_outputs_manifest_read_follows_run_output_buckets():
+    """Both roles that read the manifest: the processor's and (issue 11) the reconcile Lambda's."""
     template = load("omics-run-event-processor.yaml")
-    [statement] = [s for r, sid, s in statements(template) if sid == "ReadRunOutputsManifest"]
-    narrowed = Evaluator(template, {"RunOutputBuckets": "my-omics-outputs"})(statement["Resource"])
-    assert narrowed == "arn:aws:s3:::my-omics-outputs/*/logs/outputs.json"
-    assert Evaluator(template)(statement["Resource"]) == "arn:aws:s3:::*/*/logs/outputs.json"
+    found = {r: s for r, sid, s in statements(template) if sid == "ReadRunOutputsManifest"}
+    assert set(found) == {"FunctionRole", "ReconcileRole"}
+    for statement in found.values():
+        narrowed = Evaluator(template, {"RunOutputBuckets": "my-omics-outputs"})(statement["Resource"])
+        assert narrowed == "arn:aws:s3:::my-omics-outputs/*/logs/outputs.json"
+        assert Evaluator(template)(statement["Resource"]) == "arn:aws:s3:::*/*/logs/outputs.json"
 
 
 # -- data survives the stack -------------------------------------------------------------------

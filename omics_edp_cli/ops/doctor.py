@@ -285,10 +285,11 @@ class Doctor:
     # -- security (issue 12): topic keys, encryption at rest, retention ---------------------------
 
     def _security(self, stack: StackInfo, topics: dict[str, list[str]], queues: list[str]) -> list[Check]:
-        checks = [self._topic_check(stack.outputs.get(output, ""), output, publishers)
+        # Outputs, or the same values from the stack's resources (a stack without outputs).
+        checks = [self._topic_check(stack.optional_output(output) or "", output, publishers)
                   for output, publishers in topics.items()]
-        checks.append(self._guard("queues encrypted",
-                                  lambda: self._queues_encrypted([stack.outputs.get(q, "") for q in queues])))
+        checks.append(self._guard("queues encrypted", lambda: self._queues_encrypted(
+            [stack.optional_output(q) or "" for q in queues])))
         checks.append(self._guard("stateful resources retained", lambda: self._retention(stack.name)))
         return checks
 
@@ -400,7 +401,8 @@ def _key_grants(policy: dict[str, Any], principal: str) -> bool:
 
 
 def packager_checks(doctor: Doctor, stack: StackInfo) -> list[Check]:
-    """Rule, registry and quarantine buckets (versioning, encryption), DLQ depth, topic, errors."""
+    """Rule, registry and quarantine buckets (versioning, encryption), DLQ depth, errors, and the
+    security checks: topic key grants, queue encryption, retention."""
     function = stack.outputs.get("PackagerFunctionName", "")
     expected = {"REGISTRY_BUCKET": stack.parameters.get("RegistryBucket"),
                 "QUARANTINE_BUCKET": stack.parameters.get("QuarantineBucket")}
@@ -416,9 +418,11 @@ def packager_checks(doctor: Doctor, stack: StackInfo) -> list[Check]:
     checks += [
         doctor._guard("packager dead-letter queue empty",
                       lambda: doctor._queue_empty(stack.outputs.get("PackagerDeadLetterQueueUrl", ""))),
-        doctor._guard("notification topic encrypted",
-                      lambda: _topic(doctor, stack.outputs.get("PackagerTopicArn", ""))),
         doctor._guard("no recent Lambda errors", lambda: doctor._lambda_errors([function])),
+        # The dead-letter alarm publishes to the topic: its key must be customer managed and let
+        # CloudWatch use it (the function publishes through its role's PublishKey grant).
+        *doctor._security(stack, {"PackagerTopicArn": ["cloudwatch.amazonaws.com"]},
+                          queues=["PackagerDeadLetterQueueUrl"]),
     ]
     return checks
 
@@ -445,11 +449,3 @@ def _versioned(doctor: Doctor, bucket: str) -> tuple[bool, str, str]:
                 f"aws s3api put-bucket-versioning --bucket {bucket} "
                 "--versioning-configuration Status=Enabled")
     return True, f"{bucket}: versioning on", ""
-
-
-def _topic(doctor: Doctor, topic_arn: str) -> tuple[bool, str, str]:
-    attributes = doctor.clients.client("sns").get_topic_attributes(TopicArn=topic_arn)["Attributes"]
-    name = topic_arn.rsplit(":", 1)[-1]
-    if not attributes.get("KmsMasterKeyId"):
-        return False, f"{name}: not encrypted", "run omics-edp deploy packager again"
-    return True, f"{name}: {attributes['KmsMasterKeyId']}", ""

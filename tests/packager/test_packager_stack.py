@@ -53,6 +53,10 @@ def test_deployed_stack_is_typed_and_doctor_checks_it(stack):
     assert rows["registry bucket versioned"]["ok"] and rows["quarantine bucket encrypted"]["ok"]
     assert rows["rule on the EDP bus enabled and targeting the packager"]["ok"], rows
     assert rows["packager dead-letter queue empty"]["ok"]
+    # The security checks (issue 12) hold for the packager too: the alarm can use the topic's key.
+    for check in ("PackagerTopicArn key lets cloudwatch publish", "queues encrypted",
+                  "stateful resources retained"):
+        assert rows[check]["ok"], rows[check]
     # Versioning off on the registry: one failed line with the fix.
     stack["s3"].put_bucket_versioning(Bucket=stack["registry"],
                                       VersioningConfiguration={"Status": "Suspended"})
