@@ -62,6 +62,8 @@ def configure(clients: ClientFactory, kms_key_id: str | None = None) -> None:
         for key, value in encryption.items():
             params.setdefault(key, value)
 
+    built: dict[tuple[Any, ...], Any] = {}
+
     def hook(build_client_base: Any, session: Any, client_kwargs: dict[str, Any], **kwargs: Any) -> Any:
         # quilt3's session is replaced by ours. quilt3 makes its "standard" client unsigned when
         # *its* session has no credentials (ours may: --profile, the demo's keys), so every
@@ -74,9 +76,18 @@ def configure(clients: ClientFactory, kms_key_id: str | None = None) -> None:
         endpoint = clients.service_endpoints.get("s3") or clients.endpoint_url
         if endpoint:
             options["endpoint_url"] = endpoint
+        # quilt3 asks for a new client per operation (32 in the demo's four packages, ~45 ms each):
+        # clients are thread-safe, so one per distinct configuration is built and reused.
+        config = options.get("config")
+        key = (endpoint, getattr(config, "max_pool_connections", None),
+               str(getattr(config, "signature_version", None)), repr(sorted(kwargs)))
+        cached = built.get(key)
+        if cached is not None:
+            return cached
         client = build_client_base(ours, options, **kwargs)
         for operation in _WRITES:
             client.meta.events.register(f"before-parameter-build.s3.{operation}", add_encryption)
+        built[key] = client
         return client
 
     quilt3.hooks.set_build_s3_client_hook(hook)
