@@ -112,7 +112,7 @@ def heap_peak_mb(path: Path) -> tuple[float, int, int]:
     [run] = simulate(EventLogSource(str(path), lambda n, r: None), [BatchRules()])
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    return peak / 2**20, len(run.emitted), run.peak_held
+    return peak / 2**20, run.batches, run.peak_held
 
 
 def ingest_writes(records: int = 100, prefixes: int = 5) -> list[tuple[str, int, int]]:
