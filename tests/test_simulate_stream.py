@@ -149,3 +149,36 @@ def test_a_large_run_prints_every_batch_in_time_order():
     assert [r[:4] for r in rows] == [[str(r[c]) for c in widths] for r in expected_rows]
     assert [line[:len(lines[1].split("latency")[0])] for line in lines[2:902]] == [
         "  ".join(str(r[c]).ljust(widths[c]) for c in widths) + "  " for r in expected_rows]
+
+
+def test_lines_read_by_the_scanner_give_what_json_loads_gives(tmp_path):
+    """The event-line loop skips `json.loads`'s wrapper for a plain line: values, errors and their
+    messages stay the same for lines the shortcut must leave to it."""
+    from edp.samples import eventbridge_event
+
+    from omics_edp_cli.edp.s3events import S3EventError, parse_message
+    from omics_edp_cli.ops.simulate.sources import EventLogSource
+
+    good = json.dumps(eventbridge_event("run/a/f1", "S1", time="2026-03-02T10:00:00Z"))
+    lines = [good, "  " + good, good + "  ", good + " x", good + "\x0c", "\ufeff" + good, "{", "[1, 2",
+             '{"a": 1}{"b": 2}', "", "   ", "nul", '"text"', "\t" + good + "\t"]
+    path = tmp_path / "events.jsonl"
+    path.write_text("\r\n".join(lines[:3]) + "\r\n" + "\n".join(lines[3:]) + "\n" + good, encoding="utf-8")
+    bad: list[tuple[int, str]] = []
+    got = [(e.key, e.sequencer, e.time) for e in EventLogSource(str(path), lambda n, r: bad.append((n, r)))]
+    expected_bad, expected = [], []
+    with path.open(encoding="utf-8") as handle:
+        read = list(handle)
+    for number, line in enumerate(read, 1):
+        try:
+            events = parse_message(json.loads(line))
+        except json.JSONDecodeError as e:
+            if line.strip():
+                expected_bad.append((number, f"not JSON ({e.msg}, column {e.colno})"))
+            continue
+        except (ValueError, S3EventError) as e:
+            expected_bad.append((number, str(e)))
+            continue
+        expected += [(e.key, e.sequencer, e.time) for e in events]
+    assert got == expected and len(got) == 5
+    assert bad == expected_bad and len(bad) == 8
