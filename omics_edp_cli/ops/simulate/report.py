@@ -147,9 +147,7 @@ def json_chunks(runs: list[Run], *, malformed: int = 0, other: int = 0) -> Itera
 def _run_chunks(run: Run, malformed: int, other: int) -> Iterator[str]:
     from omics_edp_cli.edp.emit import consumer_event
 
-    def dumps(value: Any) -> str:
-        return json.dumps(value, ensure_ascii=False, default=str)
-
+    dumps = json.JSONEncoder(ensure_ascii=False, default=str).encode  # what json.dumps makes per call
     head = dumps({"thresholds": thresholds(run),
                   "summary": summary(run, malformed=malformed, other=other)})
     yield head[:-1] + ', "events": ['
