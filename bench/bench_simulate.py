@@ -7,8 +7,8 @@
    to /dev/null). Prints the medians, events per second and the ratio simulate/parse
    (target: at most 2.0). CPU time is shown next to wall time: it is steadier on a busy machine.
 3. Peak memory: the Python heap peak (tracemalloc) of the simulation on a quarter of the file
-   and on all of it; then the peak RSS of `omics-edp -o json simulate-batch` in a child process,
-   read from outside with `os.wait4` (that child's rusage only), at 50,000 and 1,000,000 events,
+   and on all of it; then the peak RSS of `omics-edp -o json simulate-batch` in a fresh process,
+   read from outside with `os.wait4` (in a small launcher, see LAUNCHER), at 50,000 and 1,000,000 events,
    for the JSON-lines source and for the synthetic burst (target: 1M at most 1.25x the 50k peak).
 4. The DynamoDB write calls the ingest handler makes for one 100-record SQS batch over 5
    prefixes (moto; target: one per prefix plus one per emission).
@@ -81,21 +81,36 @@ def timed(fn, *args) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def child_peak_rss_mb(args: list[str]) -> float:
-    """Peak RSS of `omics-edp -o json simulate-batch ARGS` in a fresh child, read from outside.
+# Forks the measured command and reports its rusage: run from a fresh, small interpreter, since a
+# child's `ru_maxrss` starts from the peak of the process it was forked from (Linux records the
+# old memory's high-water mark at exec), which for this bench is itself, at 100-200 MB.
+LAUNCHER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)
+"""
 
-    `os.wait4` gives the rusage of that one child. A child's own `getrusage(RUSAGE_SELF)` would
-    not do: Linux carries `ru_maxrss` across fork and exec, so a small child reports its parent's
-    peak (this bench process's, ~95 MB).
+
+def child_peak_rss_mb(args: list[str]) -> float:
+    """Peak RSS of `omics-edp -o json simulate-batch ARGS` in a fresh process, read from outside.
+
+    `os.wait4` in a small launcher gives the rusage of that one grandchild. Neither the child's
+    own `getrusage(RUSAGE_SELF)` nor `os.wait4` on a child forked from this bench would do: the
+    peak is carried across fork and exec, so they report this bench's peak for a small run.
     """
     cli = str(Path(sys.executable).with_name("omics-edp"))
-    proc = subprocess.Popen([cli, "-o", "json", "simulate-batch", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        raise SystemExit(f"simulate-batch {' '.join(args)} exited {proc.returncode}")
-    return usage.ru_maxrss / 1024
+    out = subprocess.run([sys.executable, "-c", LAUNCHER, cli, "-o", "json", "simulate-batch", *args],
+                         capture_output=True, text=True, check=True).stdout
+    code, maxrss = (int(x) for x in out.split())
+    if code:
+        raise SystemExit(f"simulate-batch {' '.join(args)} exited {code}")
+    return maxrss / 1024
 
 
 def synthetic_args(events: int) -> list[str]:
@@ -112,7 +127,7 @@ def heap_peak_mb(path: Path) -> tuple[float, int, int]:
     [run] = simulate(EventLogSource(str(path), lambda n, r: None), [BatchRules()])
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    return peak / 2**20, len(run.emitted), run.peak_held
+    return peak / 2**20, run.batches, run.peak_held
 
 
 def ingest_writes(records: int = 100, prefixes: int = 5) -> list[tuple[str, int, int]]:

@@ -28,7 +28,8 @@ from omics_edp_cli.cli.context import AppContext
 from omics_edp_cli.edp.config import BatchRules
 from omics_edp_cli.edp.engine import MIN_DEDUPE_WINDOW
 from omics_edp_cli.edp.s3events import ObjectEvent, iso_time, parse_time
-from omics_edp_cli.ops.simulate.execute import Run, simulate, summary
+from omics_edp_cli.ops.simulate.execute import Run, simulate
+from omics_edp_cli.ops.simulate.report import summary
 from omics_edp_cli.ops.simulate.sources import EventLogSource, S3ListingSource
 
 runner = CliRunner()
@@ -456,7 +457,7 @@ def test_an_events_file_is_streamed_and_memory_is_bounded_by_open_batches(tmp_pa
             held_prefixes, held_digests = max(held_prefixes, len(digests)), max(held_digests, sum(digests))
             read.append(source.position)
     run.finish()
-    assert bad == [] and run.counted == events and len(run.emitted) == events // count
+    assert bad == [] and run.counted == events and run.batches == events // count
     # Read as it goes: a thousand events in, a small part of the file has been read.
     assert read == sorted(read) and read[0] < source.total / 10 and read[-1] == source.total
     assert held_prefixes <= prefixes

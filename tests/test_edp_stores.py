@@ -92,7 +92,7 @@ def test_the_same_scenario_gives_the_same_batches_through_every_store(store: Bat
     events = scenario()
     publisher = CollectingPublisher()
     drive(Batcher(Engine(RULES), store, publisher), events)
-    expected = simulate(events, [RULES], tick=TICK)[0].emitted
+    expected = list(simulate(events, [RULES], tick=TICK)[0].emissions())
     got = emissions(publisher)
     assert got == rows(expected)
     assert {g[4] for g in got} >= {"count", "quiet", "max-age"}

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 from rich.table import Table
 
 from omics_edp_cli.cli.context import AppContext, OutputFormat
 from omics_edp_cli.omics.secrets import redact
-from omics_edp_cli.ops.simulate.execute import Run, as_json, summary, timeline
+from omics_edp_cli.ops.simulate.execute import Run
+from omics_edp_cli.ops.simulate.report import as_json, json_chunks, summary, timeline
 
 # Above this many rows, tables are plain aligned text and JSON is compact (Rich takes seconds).
 MAX_TABLE_ROWS = 500
+# Characters gathered before one write, when output is produced in pieces.
+WRITE_CHUNK = 1 << 20
 
 
 def to_json(data: Any) -> str:
@@ -84,39 +88,53 @@ def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def render_simulation(app: AppContext, runs: list[Run], *, malformed: int = 0, other: int = 0) -> None:
-    """One run: its emitted batches and a summary; several: one comparison row per threshold set."""
+    """One run: its emitted batches and a summary; several: one comparison row per threshold set.
+
+    The batches are read back from each run's spool as they are printed: a large simulation
+    is written in pieces, never built whole in memory.
+    """
     if app.output is OutputFormat.json:
-        data: Any = (as_json(runs[0], malformed=malformed, other=other) if len(runs) == 1
-                     else {"runs": [as_json(r, malformed=malformed, other=other) for r in runs]})
-        write_json(app, data, items=sum(len(r.emitted) for r in runs))
+        if sum(r.batches for r in runs) <= MAX_TABLE_ROWS:
+            data: Any = (as_json(runs[0], malformed=malformed, other=other) if len(runs) == 1
+                         else {"runs": [as_json(r, malformed=malformed, other=other) for r in runs]})
+            print_json(app, data)
+        else:  # compact: indenting makes `json` use its pure Python encoder; Rich highlights slowly
+            write_pieces(app, json_chunks(runs, malformed=malformed, other=other), end="\n")
     elif len(runs) == 1:
         _render_one(app, runs[0], malformed, other)
     else:
         _render_comparison(app, runs)
 
 
-def write_json(app: AppContext, data: Any, *, items: int) -> None:
-    """JSON on stdout: indented (and highlighted on a terminal) unless it holds many items.
+def write_pieces(app: AppContext, pieces: Iterable[str], *, end: str = "") -> None:
+    """Text on stdout in writes of about `WRITE_CHUNK` characters, however long it is in all."""
+    out = app.out.file
+    buffer: list[str] = []
+    size = 0
+    for piece in pieces:
+        buffer.append(piece)
+        size += len(piece)
+        if size >= WRITE_CHUNK:
+            out.write("".join(buffer))
+            buffer, size = [], 0
+    buffer.append(end)
+    out.write("".join(buffer))
 
-    Large output is written compact in one call: indenting makes `json` fall back to its pure
-    Python encoder, and Rich takes seconds per megabyte to highlight.
+
+def write_plain_table(app: AppContext, rows: Iterable[Mapping[str, Any]], columns: list[str], *,
+                      title: str, widths: Mapping[str, int] | None = None) -> None:
+    """Aligned text columns: a Rich table of thousands of rows takes seconds.
+
+    With `widths` (each column's widest cell, header included) `rows` is read once, as a
+    stream; without, they are gathered first to measure them.
     """
-    if items <= MAX_TABLE_ROWS:
-        text = to_json(data)
-        if app.out.is_terminal:
-            app.out.print_json(text)
-            return
-    else:
-        text = json.dumps(data, ensure_ascii=False, default=str)
-    app.out.file.write(text + "\n")
-
-
-def write_plain_table(app: AppContext, rows: list[dict[str, Any]], columns: list[str], *, title: str) -> None:
-    """Aligned text columns in one write: a Rich table of thousands of rows takes seconds."""
-    widths = {c: max([len(c), *(len(str(r[c])) for r in rows)]) for c in columns}
-    lines = [title, "  ".join(c.ljust(widths[c]) for c in columns).rstrip()]
-    lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in columns).rstrip() for r in rows]
-    app.out.file.write("\n".join(lines) + "\n")
+    if widths is None:
+        rows = list(rows)
+        widths = {c: max([len(c), *(len(str(r[c])) for r in rows)]) for c in columns}
+    width = widths
+    head = title + "\n" + "  ".join(c.ljust(width[c]) for c in columns).rstrip() + "\n"
+    write_pieces(app, chain([head], ("  ".join(str(r[c]).ljust(width[c]) for c in columns).rstrip() + "\n"
+                                     for r in rows)))
 
 
 def human_seconds(value: float | None) -> str:
@@ -144,20 +162,31 @@ def _describe(run: Run) -> str:
 
 
 def _render_one(app: AppContext, run: Run, malformed: int, other: int) -> None:
-    rows = timeline(run)
-    several_buckets = len({r["bucket"] for r in rows}) > 1
-    table_rows = [
-        {"emitted": r["emitted_at"], "bucket": r["bucket"], "prefix": r["prefix"], "count": r["count"],
-         "trigger": r["trigger"], "latency": human_seconds(r["latency_seconds"])}
-        for r in rows
-    ]
-    columns = ["emitted", *(["bucket"] if several_buckets else []), "prefix", "count", "trigger", "latency"]
+    columns = ["emitted", "prefix", "count", "trigger", "latency"]
     title = f"Emitted batches ({_describe(run)})"
-    if len(table_rows) <= MAX_TABLE_ROWS:
+    if run.batches <= MAX_TABLE_ROWS:
+        table_rows = [_table_row(r) for r in timeline(run)]
+        if len({r["bucket"] for r in table_rows}) > 1:
+            columns.insert(1, "bucket")
         render_rows(app, table_rows, columns, title=title)
-    else:
-        write_plain_table(app, table_rows, columns, title=title)
+    else:  # two passes over the spool: the widths and the bucket column, then the lines
+        widths = dict.fromkeys(["emitted", "bucket", *columns[1:]], 0)
+        buckets: set[str] = set()
+        for row in map(_table_row, timeline(run)):
+            buckets.add(row["bucket"])
+            for c, w in widths.items():
+                if len(str(row[c])) > w:
+                    widths[c] = len(str(row[c]))
+        if len(buckets) > 1:
+            columns.insert(1, "bucket")
+        widths = {c: max(len(c), widths[c]) for c in columns}
+        write_plain_table(app, map(_table_row, timeline(run)), columns, title=title, widths=widths)
     render_record(app, _summary_lines(summary(run, malformed=malformed, other=other)), title="Summary")
+
+
+def _table_row(r: Mapping[str, Any]) -> dict[str, Any]:
+    return {"emitted": r["emitted_at"], "bucket": r["bucket"], "prefix": r["prefix"], "count": r["count"],
+            "trigger": r["trigger"], "latency": human_seconds(r["latency_seconds"])}
 
 
 def _summary_lines(s: dict[str, Any]) -> dict[str, Any]:

@@ -7,22 +7,24 @@ modelled: a due batch is emitted at the first tick (a multiple of `tick` seconds
 After the last event the schedule keeps running until every batch has been emitted.
 
 Memory grows with the prefixes that have an open or recently emitted batch, not with the
-number of events (the emitted batches themselves are kept: they are the output).
+number of events: each run hands its emitted batches to a running `Tally` (the summary) and to
+an on-disk `EmissionSpool` (the output, read back in emission order when it is rendered).
 """
 
 from __future__ import annotations
 
 import gc
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
 
 from omics_edp_cli.edp.config import BatchRules
-from omics_edp_cli.edp.engine import IGNORED, TRIGGERS, Added, Emission, Engine
+from omics_edp_cli.edp.engine import IGNORED, Added, Emission, Engine
 from omics_edp_cli.edp.memory_store import MemoryStore
-from omics_edp_cli.edp.s3events import ObjectEvent, iso_time
+from omics_edp_cli.edp.s3events import ObjectEvent
+from omics_edp_cli.ops.simulate.report import Tally
+from omics_edp_cli.ops.simulate.spool import EmissionSpool
 
 PROGRESS_EVERY = 8192
 
@@ -37,7 +39,10 @@ class Run:
     keep_objects: bool = False
     engine: Engine = field(init=False)
     store: MemoryStore = field(default_factory=MemoryStore)
-    emitted: list[Emission] = field(default_factory=list)
+    # Emitted since the last `drain` (at most a chunk of events' worth), then spooled and tallied.
+    pending: list[Emission] = field(default_factory=list)
+    spool: EmissionSpool = field(default_factory=EmissionSpool)
+    tally: Tally = field(default_factory=Tally)
     totals: Added = field(init=False)
     ignored: int = 0
     shallow: int = 0
@@ -45,10 +50,11 @@ class Run:
     peak_held: int = 0
     # The first flush run that may have something to do (a tick at or after the earliest wake-up).
     next_run: float = math.inf
+    last_emitted_at: float = -math.inf
 
     def __post_init__(self) -> None:
         self.engine = Engine(self.rules, keep_members=False, keep_objects=self.keep_objects)
-        self.totals = Added(self.emitted)
+        self.totals = Added(self.pending)
         # Bound once: `feed` runs per event and threshold set.
         self._classify, self._add = self.engine.classify, self.engine.add_one
         self._live, self._touch = self.store.live, self.store.touch
@@ -103,11 +109,43 @@ class Run:
                 return
             for key in store.pop_due(at):
                 state = store.live(key)
-                self.emitted.extend(self.engine.tick(state, at))
+                self.pending.extend(self.engine.tick(state, at))
                 store.touch(state)
+
+    def drain(self) -> None:
+        """Hand what was emitted since the last call to the tally and the spool.
+
+        Emission order is time order, so the output needs no sort: `feed` emits at the run's
+        clock, which never goes back, and runs every flush due before an event ahead of it;
+        `advance` runs flushes in time order, each emitting at its tick, which is at or after
+        the clock of any emission before it (a wake-up is never earlier than the event that
+        set it). Checked here rather than trusted: a violation is a bug, not bad input.
+        """
+        pending = self.pending
+        if not pending:
+            return
+        last = self.last_emitted_at
+        for e in pending:
+            if e.emitted_at < last:
+                raise RuntimeError(f"simulate: batch {e.batch_id} emitted at {e.emitted_at} after one "
+                                   f"at {last}: emissions out of time order")
+            last = e.emitted_at
+        self.last_emitted_at = last
+        self.tally.add(pending)
+        self.spool.extend(pending)
+        pending.clear()
 
     def finish(self) -> None:
         self.advance(math.inf)
+        self.drain()
+
+    def emissions(self) -> Iterator[Emission]:
+        """Every batch emitted (and drained) so far, in emission order, read from the spool."""
+        return iter(self.spool)
+
+    @property
+    def batches(self) -> int:
+        return len(self.spool)
 
 
 def simulate(
@@ -132,8 +170,10 @@ def simulate(
                 for event in chunk:
                     for feed in feeders:
                         feed(event)
-            # What survived this chunk (open batches, emitted ones) lives on: keep the garbage
-            # collector from rescanning it after every chunk (a tenth of the run time otherwise).
+            for run in runs:
+                run.drain()
+            # What survived this chunk (open batches) lives on: keep the garbage collector
+            # from rescanning it after every chunk (a tenth of the run time otherwise).
             gc.freeze()
             if on_progress is not None:
                 on_progress()
@@ -144,90 +184,3 @@ def simulate(
     if on_progress is not None:
         on_progress()
     return runs
-
-
-# -- reporting ----------------------------------------------------------------------------------
-
-
-def percentile(sorted_values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile of an ascending list (None when empty)."""
-    if not sorted_values:
-        return None
-    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
-def summary(run: Run, *, malformed: int = 0, other: int = 0) -> dict[str, Any]:
-    emitted = run.emitted
-    counts = [e.count for e in emitted]
-    latencies = sorted(e.emitted_at - e.first_event_at for e in emitted)
-    per_prefix: dict[tuple[str, str], int] = {}
-    for e in emitted:
-        per_prefix[(e.bucket, e.prefix)] = per_prefix.get((e.bucket, e.prefix), 0) + 1
-    return {
-        "events": run.counted + run.duplicates + run.ignored + run.shallow,
-        "counted": run.counted,
-        "duplicates": run.duplicates,
-        "ignored": run.ignored,
-        "shallow": run.shallow,
-        "malformed": malformed,
-        "not_object_created": other,
-        "batches": len(emitted),
-        "by_trigger": {t: sum(1 for e in emitted if e.trigger == t) for t in TRIGGERS
-                       if any(e.trigger == t for e in emitted)},
-        "files_per_batch": {
-            "mean": round(sum(counts) / len(counts), 2) if counts else None,
-            "min": min(counts, default=None),
-            "max": max(counts, default=None),
-        },
-        "latency_seconds": {
-            "p50": _round(percentile(latencies, 50)),
-            "p95": _round(percentile(latencies, 95)),
-            "max": _round(latencies[-1] if latencies else None),
-        },
-        "prefixes": len(per_prefix),
-        "prefixes_split": sum(1 for n in per_prefix.values() if n > 1),
-        "peak_prefixes_held": run.peak_held,
-    }
-
-
-def timeline(run: Run) -> list[dict[str, Any]]:
-    """The emitted batches in emission order, one row each."""
-    return [
-        {
-            "emitted_at": iso_time(e.emitted_at),
-            "bucket": e.bucket,
-            "prefix": e.prefix,
-            "count": e.count,
-            "trigger": e.trigger,
-            "latency_seconds": _round(e.emitted_at - e.first_event_at),
-            "batch_id": e.batch_id,
-        }
-        for e in sorted(run.emitted, key=lambda e: e.emitted_at)
-    ]
-
-
-def thresholds(run: Run) -> dict[str, Any]:
-    return {**run.rules.as_dict(), "tick_seconds": run.tick}
-
-
-def as_json(run: Run, *, malformed: int = 0, other: int = 0) -> dict[str, Any]:
-    """Thresholds, summary, the exact events a consumer would receive, in time order, and each
-    batch's object keys by `batch_id` (what its manifest would list; when the run kept them)."""
-    # Imported here: edp.emit imports botocore (for its EventBridge publisher), which
-    # `simulate-batch --help` and the table output never need.
-    from omics_edp_cli.edp.emit import consumer_event
-
-    emitted = sorted(run.emitted, key=lambda e: e.emitted_at)
-    out = {
-        "thresholds": thresholds(run),
-        "summary": summary(run, malformed=malformed, other=other),
-        "events": [consumer_event(e) for e in emitted],
-    }
-    if run.keep_objects:
-        out["objects"] = {e.batch_id: [o[0] for o in e.objects] for e in emitted}
-    return out
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from omics_edp_cli.edp.engine import Emission
 from omics_edp_cli.edp.s3events import iso_time
 from omics_edp_cli.errors import ConfigError
 from omics_edp_cli.ops.simulate.execute import Run
@@ -56,16 +57,18 @@ def plot_runs(runs: list[Run], path: Path) -> PlotResult:
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
-    emitted = [e for run in runs for e in run.emitted]
-    t0 = min((e.first_event_at for e in emitted), default=0.0)
-    per_panel_rows = [_rows(run) for run in runs]
+    # A picture holds every batch anyway: read each run's spool into memory once.
+    per_run = [list(run.emissions()) for run in runs]
+    t0 = min((e.first_event_at for emitted in per_run for e in emitted), default=0.0)
+    several_buckets = len({e.bucket for emitted in per_run for e in emitted}) > 1
+    per_panel_rows = [_rows(emitted) for emitted in per_run]
     height = sum(1.2 + 0.28 * max(1, len(rows)) for rows, _ in per_panel_rows) + 0.8
     fig = Figure(figsize=(11, min(height, 60)), layout="constrained")
     axes = fig.subplots(len(runs), 1, sharex=True, squeeze=False)[:, 0]
     bars = ticks = 0
-    for ax, run, (rows, hidden) in zip(axes, runs, per_panel_rows, strict=True):
+    for ax, run, emitted, (rows, hidden) in zip(axes, runs, per_run, per_panel_rows, strict=True):
         index = {key: i for i, key in enumerate(rows)}
-        shown = [e for e in run.emitted if (e.bucket, e.prefix) in index]
+        shown = [e for e in emitted if (e.bucket, e.prefix) in index]
         if shown:
             container = ax.barh(
                 [index[(e.bucket, e.prefix)] for e in shown],
@@ -81,7 +84,7 @@ def plot_runs(runs: list[Run], path: Path) -> PlotResult:
             if xs:
                 ax.scatter(xs, ys, marker="|", s=40, linewidths=0.6, color="black")
                 ticks += len(xs)
-        ax.set_yticks(range(len(rows)), [_row_label(key, runs) for key in rows], fontsize=7)
+        ax.set_yticks(range(len(rows)), [_row_label(key, several_buckets) for key in rows], fontsize=7)
         ax.set_ylim(len(rows) - 0.5, -0.5)
         title = label(run) + (f" ({hidden} more prefixes not shown)" if hidden else "")
         ax.set_title(title, fontsize=9, loc="left")
@@ -96,9 +99,9 @@ def plot_runs(runs: list[Run], path: Path) -> PlotResult:
     return PlotResult(path, len(runs), bars, ticks, max((len(r) for r, _ in per_panel_rows), default=0))
 
 
-def _rows(run: Run) -> tuple[list[tuple[str, str]], int]:
+def _rows(emitted: list[Emission]) -> tuple[list[tuple[str, str]], int]:
     per_key: dict[tuple[str, str], int] = {}
-    for e in run.emitted:
+    for e in emitted:
         per_key[(e.bucket, e.prefix)] = per_key.get((e.bucket, e.prefix), 0) + 1
     keys = sorted(per_key)
     if len(keys) <= MAX_ROWS:
@@ -107,9 +110,8 @@ def _rows(run: Run) -> tuple[list[tuple[str, str]], int]:
     return busiest, len(keys) - MAX_ROWS
 
 
-def _row_label(key: tuple[str, str], runs: list[Run]) -> str:
-    buckets = {e.bucket for run in runs for e in run.emitted}
-    return f"{key[0]}/{key[1]}" if len(buckets) > 1 else key[1]
+def _row_label(key: tuple[str, str], several_buckets: bool) -> str:
+    return f"{key[0]}/{key[1]}" if several_buckets else key[1]
 
 
 def _tick_handle() -> Any:
