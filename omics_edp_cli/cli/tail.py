@@ -16,7 +16,9 @@ from omics_edp_cli.ops.tail import EventTail, resolve_target
 def tail(
     ctx: typer.Context,
     stack: Annotated[
-        str | None, typer.Option(help="An EDP stack: follow its package-objects-ready events.")
+        str | None, typer.Option(help="An EDP stack: follow its package-objects-ready events. A "
+                                 "processor stack: its HealthOmics run status events and the "
+                                 "refusal / dead-letter alarms.")
     ] = None,
     bus: Annotated[
         str | None, typer.Option(help="Any event bus, by name: follow every event on it.")
@@ -53,6 +55,8 @@ def tail(
 def _line(event: dict[str, Any]) -> str:
     detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
     assert isinstance(detail, dict)
+    if event.get("Type") == "Notification":  # from the processor's alarm topic (SNS)
+        return "  ".join([str(event.get("Timestamp", "")), "alarm", str(event.get("Subject", ""))])
     parts = [str(event.get("time", "")), str(event.get("source", "")), str(event.get("detail-type", ""))]
     if "prefix" in detail:
         parts += [f"s3://{detail.get('bucket')}/{detail.get('prefix')}", f"count={detail.get('count')}",

@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.errors import ConfigError, OperationError
-from omics_edp_cli.ops.deployment import EdpStack, load_typed
+from omics_edp_cli.ops.deployment import EdpStack, ProcessorStack, load_stack
 
 log = logging.getLogger(__name__)
 NAME_PREFIX = "omics-edp-tail-"
@@ -33,17 +33,33 @@ class TailTarget:
     bus: str
     pattern: dict[str, Any]
     description: str
+    # Also subscribe the queue to this topic (the processor's alarm topic: refusals, dead letters).
+    topic_arn: str | None = None
+
+
+# What the processor stack's rule receives: HealthOmics run status changes on the default bus.
+RUN_STATUS_PATTERN = {"source": ["aws.omics"], "detail-type": ["Run Status Change"]}
 
 
 def resolve_target(clients: ClientFactory, *, stack: str | None, bus: str | None) -> TailTarget:
-    """What to follow: an EDP stack's bus (its package-objects-ready events) or any bus."""
+    """What to follow: an EDP stack's bus (its package-objects-ready events), a processor stack's
+    input (HealthOmics run status events) and its refusal / dead-letter side (the alarm topic the
+    refusal and DLQ alarms publish to), or any bus."""
     if bool(stack) == bool(bus):
-        raise ConfigError("give one of --stack NAME (an EDP stack) or --bus NAME")
+        raise ConfigError("give one of --stack NAME (an EDP or processor stack) or --bus NAME")
     if stack:
-        edp = load_typed(clients, stack, EdpStack)
-        source = edp.parameters.get("EventSource") or "com.quiltdata.edp"
-        return TailTarget(edp.event_bus_name, {"source": [source]},
-                          f"{source} events on bus {edp.event_bus_name} (stack {stack})")
+        deployed = load_stack(clients, stack)
+        if isinstance(deployed, ProcessorStack):
+            topic = deployed.alarm_topic_arn
+            side = f" and the refusal / dead-letter alarms ({topic.rsplit(':', 1)[-1]})" if topic else ""
+            return TailTarget("default", RUN_STATUS_PATTERN,
+                              f"HealthOmics run status events{side} (stack {stack})", topic)
+        if not isinstance(deployed, EdpStack):
+            raise ConfigError(f"stack {stack} is an omics-edp {deployed.kind} stack: tail follows an "
+                              "EDP or a processor stack (or --bus NAME)")
+        source = deployed.parameters.get("EventSource") or "com.quiltdata.edp"
+        return TailTarget(deployed.event_bus_name, {"source": [source]},
+                          f"{source} events on bus {deployed.event_bus_name} (stack {stack})")
     assert bus is not None
     # A rule needs a pattern; every event has an account, and this one matches them all.
     account = clients.client("sts").get_caller_identity()["Account"]
@@ -59,6 +75,7 @@ class EventTail:
     name: str = field(default_factory=lambda: f"{NAME_PREFIX}{uuid.uuid4().hex[:12]}")
     queue_url: str | None = None
     rule_arn: str | None = None
+    subscription_arn: str | None = None
     clock: Callable[[], float] = time.monotonic
 
     def __enter__(self) -> EventTail:
@@ -87,19 +104,33 @@ class EventTail:
         self.rule_arn = events.put_rule(
             Name=self.name, EventBusName=self.target.bus, EventPattern=json.dumps(self.target.pattern),
             State="ENABLED", Description="omics-edp tail (removed when the command ends)")["RuleArn"]
+        senders = [("events.amazonaws.com", self.rule_arn)]
+        if self.target.topic_arn:
+            senders.append(("sns.amazonaws.com", self.target.topic_arn))
         sqs.set_queue_attributes(QueueUrl=self.queue_url, Attributes={"Policy": json.dumps({
             "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": service},
                            "Action": "sqs:SendMessage", "Resource": queue_arn,
-                           "Condition": {"ArnEquals": {"aws:SourceArn": self.rule_arn}}}],
+                           "Condition": {"ArnEquals": {"aws:SourceArn": source}}}
+                          for service, source in senders],
         })})
         events.put_targets(Rule=self.name, EventBusName=self.target.bus,
                            Targets=[{"Id": "tail", "Arn": queue_arn}])
+        if self.target.topic_arn:
+            self.subscription_arn = self.clients.client("sns").subscribe(
+                TopicArn=self.target.topic_arn, Protocol="sqs", Endpoint=queue_arn,
+                ReturnSubscriptionArn=True)["SubscriptionArn"]
 
     def _remove(self) -> None:
         """Best effort, each step on its own: one failure must not leave the others behind."""
         events, sqs = self.clients.client("events"), self.clients.client("sqs")
         problems = []
+        if self.subscription_arn is not None:
+            try:
+                self.clients.client("sns").unsubscribe(SubscriptionArn=self.subscription_arn)
+            except (ClientError, BotoCoreError) as e:
+                problems.append(str(e))
+            self.subscription_arn = None
         if self.rule_arn is not None:
             for step in (lambda: events.remove_targets(Rule=self.name, EventBusName=self.target.bus,
                                                        Ids=["tail"]),
@@ -116,7 +147,8 @@ class EventTail:
                 problems.append(str(e))
             self.queue_url = None
         if problems:
-            raise OperationError(f"could not remove the temporary rule/queue {self.name}: {problems[0]}")
+            raise OperationError(f"could not remove the temporary rule/queue/subscription {self.name}: "
+                                 f"{problems[0]}")
 
     def events(
         self, *, max_events: int | None = None, timeout: float | None = None
