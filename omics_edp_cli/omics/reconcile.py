@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -36,6 +36,7 @@ from omics_edp_cli.omics.archive import REFUSED_DIR, ArchiveStore, key_prefix_fo
 from omics_edp_cli.omics.enrich import WES_RUN_ID_TAG, get_run
 from omics_edp_cli.omics.event import DETAIL_TYPE, SOURCE
 from omics_edp_cli.omics.processor import GAPS_FIELD, Processor
+from omics_edp_cli.omics.progress import NoProgress, Progress
 from omics_edp_cli.timefmt import iso_z, parse_time
 
 log = logging.getLogger(__name__)
@@ -58,22 +59,6 @@ ATTENTION = frozenset({MISSING, REFUSED, NOT_FOUND, FIX_FAILED})
 LIST_PAGE = 100  # ListRuns' maximum
 S3_PAGE = 1000
 READ_THREADS = 10
-
-
-class Progress(Protocol):
-    """Phases with a total (None when unknown), as `replay` draws them."""
-
-    def phase(self, name: str, total: int | None) -> None: ...
-
-    def advance(self, count: int = 1) -> None: ...
-
-
-class _NoProgress:
-    def phase(self, name: str, total: int | None) -> None:
-        pass
-
-    def advance(self, count: int = 1) -> None:
-        pass
 
 
 def event_id_for(run_id: str, status: str) -> str:
@@ -212,7 +197,7 @@ class Reconciler:
         self.processor_factory = processor_factory
         self.concurrency = max(1, concurrency)
         self.acquire = acquire or (lambda: None)
-        self.progress = progress or _NoProgress()
+        self.progress = progress or NoProgress()
         self.stop = stop or threading.Event()
         self.read_threads = max(1, read_threads)
         self._local = threading.local()

@@ -11,11 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.errors import ConfigError
 from omics_edp_cli.omics.config import API_SERVER, DATA_LAKE_BUCKET, DEFAULT_S3_PREFIX, S3_PREFIX
+from omics_edp_cli.omics.progress import NoProgress, Progress
 from omics_edp_cli.ops.deployment import (
     ProcessorStack,
     api_token,
@@ -34,20 +35,9 @@ if TYPE_CHECKING:
 DEFAULT_CONCURRENCY = 8
 
 
-class ReplayProgress(Protocol):
-    """What the CLI draws: `listing` (total unknown), then `replaying` (or `reading` in a dry run)."""
-
-    def phase(self, name: str, total: int | None) -> None: ...
-
-    def advance(self, count: int = 1) -> None: ...
-
-
-class _NoProgress:
-    def phase(self, name: str, total: int | None) -> None:
-        pass
-
-    def advance(self, count: int = 1) -> None:
-        pass
+# What the CLI draws: `listing` (total unknown), then `replaying` (or `reading` in a dry run).
+ReplayProgress = Progress
+_NoProgress = NoProgress
 
 
 @dataclass(frozen=True)
