@@ -175,6 +175,17 @@ def test_fix_without_a_token_is_refused_before_any_call(monkeypatch):
     assert result.exit_code == 2 and "Error: no API token" in result.stderr
 
 
+def test_fix_with_an_unsendable_token_is_refused_before_any_aws_call(monkeypatch):
+    """The one token policy (issue 12) for reconcile too: named, never shown, exit 2, and the
+    stack is not even read (a stack read would fail against port 9)."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("OMICS_EDP_API_TOKEN", 'short"key')
+    result = runner.invoke(app, ["reconcile", "--stack", "prod-omics", "--since", "1h", "--fix"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: environment variable OMICS_EDP_API_TOKEN")
+    assert 'short"key' not in result.output
+
+
 def test_the_scheduled_lambda_fixes_and_leaves_its_result_for_doctor(
     env, receiver, fake_omics, monkeypatch
 ):

@@ -24,6 +24,7 @@ from omics_edp_cli.omics.config import (
 from omics_edp_cli.ops.deployment import (
     ProcessorStack,
     api_token,
+    env_token,
     load_typed,
     no_token_error,
     resolve,
@@ -81,6 +82,8 @@ def plan_reconcile(
         raise ConfigError("--fix needs --api-server or --stack (or API_SERVER)")
     if options.fix and not (options.stack or token_configured(env)):
         raise no_token_error()
+    if options.fix:
+        env_token(env)  # the one token policy: a bad token exits 2 before any AWS call
     stack = load_typed(clients, options.stack, ProcessorStack) if options.stack else None
     if stack is not None:
         bucket = resolve(bucket, None, lambda: stack.data_lake_bucket)
