@@ -21,7 +21,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.errors import ConfigError, OperationError
-from omics_edp_cli.omics.config import AUTH_TOKEN, CLI_TOKEN_ENV, DEFAULT_S3_PREFIX
+from omics_edp_cli.omics.config import (
+    API_SERVER,
+    AUTH_TOKEN,
+    CLI_TOKEN_ENV,
+    DATA_LAKE_BUCKET,
+    DEFAULT_S3_PREFIX,
+    S3_PREFIX,
+)
 from omics_edp_cli.omics.secrets import check_token, token_from_secret
 
 T = TypeVar("T")
@@ -433,3 +440,57 @@ def no_token_error(stack: DeployedStack | None = None) -> ConfigError:
     if stack is not None:
         return ConfigError(f"no API token: set {TOKEN_ENV} (stack {stack.name} has no ApiSecretArn output)")
     return ConfigError(f"no API token: set {TOKEN_ENV}, or use --stack to read the stack's secret")
+
+
+# -- the archive a command reads and the API it sends to (replay, reconcile) -----------------
+
+
+@dataclass(frozen=True)
+class ArchiveFlags:
+    """Flag > environment, checked with no AWS call; the stack (if any) is read later."""
+
+    stack: str | None
+    bucket: str | None
+    api_server: str | None
+
+
+def archive_flags(env: Mapping[str, str], *, stack: str | None, bucket: str | None,
+                  api_server: str | None, send: bool, api_missing: str) -> ArchiveFlags:
+    """What a command needs before any AWS call: an archive, and when it sends (`send`), an API
+    server and a token (an environment token checked by the one token policy)."""
+    bucket = resolve(bucket, env.get(DATA_LAKE_BUCKET))
+    api_server = resolve(api_server, env.get(API_SERVER))
+    if not (bucket or stack):
+        raise ConfigError("--bucket or --stack required (or DATA_LAKE_BUCKET)")
+    if send:
+        if not (api_server or stack):
+            raise ConfigError(api_missing)
+        if not (stack or token_configured(env)):
+            raise no_token_error()
+        env_token(env)  # a bad token in the environment is refused before any AWS call
+    return ArchiveFlags(stack, bucket, api_server)
+
+
+@dataclass(frozen=True)
+class ArchiveTarget:
+    bucket: str
+    prefix: str
+    api_server: str | None
+    token: str | None = field(repr=False)
+    stack: ProcessorStack | None = None
+
+
+def archive_target(clients: ClientFactory, env: Mapping[str, str], flags: ArchiveFlags,
+                   prefix: str | None, *, send: bool) -> ArchiveTarget:
+    """The flags completed from the processor stack (its outputs, parameters and secret)."""
+    stack = load_typed(clients, flags.stack, ProcessorStack) if flags.stack else None
+    bucket = resolve(flags.bucket, None, lambda: stack.data_lake_bucket if stack else None)
+    api_server = resolve(flags.api_server, None, lambda: stack.api_server if stack else None)
+    token = None
+    if send:
+        token = api_token(clients, env, stack=stack)
+        if not token:
+            raise no_token_error(stack)
+    prefix = resolve(prefix, env.get(S3_PREFIX), lambda: stack.bucket_prefix if stack else None,
+                     DEFAULT_S3_PREFIX)
+    return ArchiveTarget(str(bucket), str(prefix).strip("/"), api_server, token, stack)

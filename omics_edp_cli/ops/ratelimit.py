@@ -6,6 +6,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from omics_edp_cli.errors import ConfigError
+
 
 class RateLimiter:
     """Spaces calls `1/rate` seconds apart across all threads; a rate of 0 or None means no limit.
@@ -38,3 +40,11 @@ class RateLimiter:
         if wait > 0:
             self._sleep(wait)
         return wait
+
+
+def check_pace(concurrency: int, rate: float | None) -> None:
+    """`--concurrency` and `--rate` as replay and reconcile take them."""
+    if concurrency < 1:
+        raise ConfigError("--concurrency must be at least 1")
+    if rate is not None and rate < 0:
+        raise ConfigError("--rate must be 0 (no limit) or more events per second")

@@ -15,17 +15,9 @@ from typing import TYPE_CHECKING
 
 from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.errors import ConfigError
-from omics_edp_cli.omics.config import API_SERVER, DATA_LAKE_BUCKET, DEFAULT_S3_PREFIX, S3_PREFIX
 from omics_edp_cli.omics.progress import NoProgress, Progress
-from omics_edp_cli.ops.deployment import (
-    ProcessorStack,
-    api_token,
-    env_token,
-    load_typed,
-    no_token_error,
-    resolve,
-    token_configured,
-)
+from omics_edp_cli.ops.deployment import archive_flags, archive_target
+from omics_edp_cli.ops.ratelimit import check_pace
 from omics_edp_cli.ops.replay.report import delivered_keys
 from omics_edp_cli.ops.timewindow import TimeWindow, time_window
 
@@ -100,43 +92,23 @@ def plan_replay(
     env = os.environ if env is None else env
     now = now or datetime.now(UTC)
     window = time_window(options.since, options.until, now)
-    if options.concurrency < 1:
-        raise ConfigError("--concurrency must be at least 1")
-    if options.rate is not None and options.rate < 0:
-        raise ConfigError("--rate must be 0 (no limit) or more events per second")
-    bucket = resolve(options.bucket, env.get(DATA_LAKE_BUCKET))
-    api_server = resolve(options.api_server, env.get(API_SERVER))
-    if not (bucket or options.stack):
-        raise ConfigError("--bucket or --stack required (or DATA_LAKE_BUCKET)")
-    if not (api_server or options.stack or options.dry_run):
-        raise ConfigError("--api-server or --stack required (or API_SERVER), or use --dry-run")
-    if not (options.stack or options.dry_run or token_configured(env)):
-        raise no_token_error()
-    if not options.dry_run:
-        env_token(env)  # a bad token in the environment is refused before any AWS call
+    check_pace(options.concurrency, options.rate)
+    send = not options.dry_run
+    flags = archive_flags(env, stack=options.stack, bucket=options.bucket,
+                          api_server=options.api_server, send=send,
+                          api_missing="--api-server or --stack required (or API_SERVER), or use --dry-run")
     done = delivered_keys(options.resume) if options.resume else set()
     append = False
     if options.report and not options.dry_run:
         _check_writable(options.report)
         append = options.resume is not None and _same_file(options.report, options.resume)
-
-    stack = load_typed(clients, options.stack, ProcessorStack) if options.stack else None
-    if stack is not None:
-        bucket = resolve(bucket, None, lambda: stack.data_lake_bucket)
-        api_server = resolve(api_server, None, lambda: stack.api_server)
-    token = None
-    if not options.dry_run:
-        token = api_token(clients, env, stack=stack)
-        if not token:
-            raise no_token_error(stack)
-    prefix = resolve(options.prefix, env.get(S3_PREFIX), lambda: stack.bucket_prefix if stack else None,
-                     DEFAULT_S3_PREFIX)
+    target = archive_target(clients, env, flags, options.prefix, send=send)
     return ReplayPlan(
         window=window,
-        bucket=str(bucket),
-        prefix=str(prefix).strip("/"),
-        api_server=api_server,
-        token=token,
+        bucket=target.bucket,
+        prefix=target.prefix,
+        api_server=target.api_server,
+        token=target.token,
         statuses=frozenset(s.upper() for s in options.statuses),
         run_ids=frozenset(options.run_ids),
         wes_run_ids=frozenset(options.wes_run_ids),
