@@ -32,8 +32,8 @@ def test_checkov_reports_no_failed_checks(template: Path, tmp_path: Path):
     # [A-Za-z0-9/+=] before the dot ("/check/work/main/cloudformation/packager") reads as an AWS
     # secret key there. The verdict must not depend on where the project is checked out.
     result = subprocess.run(
-        [str(BIN / "checkov"), "-f", str(template.relative_to(ROOT)), "--framework", "cloudformation", "--compact",
-         "--quiet", "--skip-download"],
+        [str(BIN / "checkov"), "-f", str(template.relative_to(ROOT)), "--framework", "cloudformation",
+         "--compact", "--quiet", "--skip-download"],
         capture_output=True, text=True, cwd=ROOT,
         env={"PATH": str(BIN), "HOME": str(tmp_path), "LOG_LEVEL": "ERROR"},
     )
