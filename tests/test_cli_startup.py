@@ -80,3 +80,47 @@ def test_a_mistyped_command_is_still_suggested():
     result = CliRunner().invoke(app, ["simulat"])
     assert result.exit_code == 2
     assert "Did you mean 'simulate-batch'?" in result.output
+
+
+def test_root_help_skips_typer_s_markdown_and_traceback_imports():
+    """The root's help is drawn without `typer.rich_utils` (rich.markdown, markdown_it, pygments)."""
+    modules = _modules_after("--help")
+    assert "rich.table" in modules  # the help really was drawn with rich
+    assert not {"typer.rich_utils", "rich.markdown", "markdown_it", "rich.traceback"} & modules
+
+
+def _typer_s_own_root_help(width: int, monkeypatch: pytest.MonkeyPatch,
+                           capsys: pytest.CaptureFixture[str]) -> str:
+    from typer import rich_utils
+
+    monkeypatch.setenv("COLUMNS", str(width))
+    root: Any = typer.main.get_command(app)
+    ctx = root.make_context("omics-edp", ["--help"], resilient_parsing=True)
+    with root._summaries():
+        rich_utils.rich_format_help(obj=root, ctx=ctx, markup_mode="rich")
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("width", [40, 80, 100, 250])
+def test_root_help_reads_exactly_as_typer_would_draw_it(width: int, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]):
+    expected = _typer_s_own_root_help(width, monkeypatch, capsys)
+    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": str(width)})
+    assert result.exit_code == 0, result.output
+    assert "--region" in expected and "simulate-batch" in expected
+    assert result.output.rstrip("\n") == expected.rstrip("\n")  # click adds a newline after help
+
+
+def test_a_command_s_warnings_never_reach_python_s_last_resort_handler():
+    """Without --verbose the project's log records go nowhere, not raw onto stderr."""
+    code = (
+        "import logging, sys\n"
+        "sys.argv = ['omics-edp', 'simulate-batch', '--help']\n"
+        "from omics_edp_cli.cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "logging.getLogger('omics_edp_cli.ops').warning('RAW-WARNING')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={"COLUMNS": "100", "PATH": ""})
+    assert done.returncode == 0, done.stderr
+    assert "RAW-WARNING" not in done.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Annotated
 
@@ -12,7 +11,7 @@ from omics_edp_cli import __version__
 from omics_edp_cli.cli.context import OUTPUT_HELP, AppContext, OutputFormat
 from omics_edp_cli.cli.lazy import LazyCommand, LazyGroup
 from omics_edp_cli.omics.config import AUTH_TOKEN, CLI_TOKEN_ENV
-from omics_edp_cli.omics.secrets import RedactingFilter, remember
+from omics_edp_cli.omics.secrets import remember
 
 # Every command, in the order `omics-edp --help` lists them. Each module is imported when its
 # command runs (or its own --help is asked for); `help` is what the listing shows meanwhile and
@@ -112,7 +111,16 @@ def root(
     obj.verbose = verbose or obj.verbose
     for name in (CLI_TOKEN_ENV, AUTH_TOKEN):  # masked in everything printed, by every command
         remember((os.environ.get(name) or "").strip())
+    import logging  # here, not at the top: `omics-edp --help` starts without it
+
+    # The project's log lines go where --verbose sends them; without a handler, Python's
+    # last-resort one would print every warning raw on stderr, beside the CLI's own line.
+    package_log = logging.getLogger("omics_edp_cli")
+    if not any(isinstance(h, logging.NullHandler) for h in package_log.handlers):
+        package_log.addHandler(logging.NullHandler())
     if obj.verbose:
+        from omics_edp_cli.omics.logredact import RedactingFilter
+
         logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s %(message)s")
         for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
             logging.getLogger(noisy).setLevel(logging.INFO)

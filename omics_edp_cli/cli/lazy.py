@@ -105,7 +105,12 @@ class LazyGroup(ErrorHandlingGroup):
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         with self._summaries():
-            super().format_help(ctx, formatter)
+            if self.rich_markup_mode is None:
+                super().format_help(ctx, formatter)
+            else:  # Typer's Rich formatter, without the imports the root's help never uses
+                from omics_edp_cli.cli.roothelp import print_root_help
+
+                print_root_help(self, ctx)
 
     def shell_complete(self, ctx: Any, incomplete: str) -> list[Any]:
         with self._summaries():

@@ -13,9 +13,10 @@ from omics_edp_cli.errors import ApiKeyRefused, OperationError
 from omics_edp_cli.omics.archive import ArchiveStore, Encryption
 from omics_edp_cli.omics.config import ProcessorSettings
 from omics_edp_cli.omics.delivery import CallbackClient
+from omics_edp_cli.omics.logredact import RedactingFilter
 from omics_edp_cli.omics.metrics import MetricsLogger
 from omics_edp_cli.omics.processor import Processor
-from omics_edp_cli.omics.secrets import RedactingFilter, redact, resolve_token
+from omics_edp_cli.omics.secrets import redact, resolve_token
 
 log = logging.getLogger(__name__)
 _processor: Processor | None = None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import os
 import re
 from collections.abc import Mapping
@@ -173,21 +172,6 @@ def redact(text: str) -> str:
     return _known(text)
 
 
-class RedactingFilter(logging.Filter):
-    """A handler filter that masks secrets in the final message and traceback of every record."""
-
-    def __init__(self, redactor: Redactor | None = None):
-        super().__init__()
-        self.redactor = redactor or _known
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = self.redactor(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        if record.exc_info and record.exc_info[1] is not None:
-            text = self.redactor(logging.Formatter().formatException(record.exc_info))
-            # The traceback is kept, masked, as text: the exception object itself may hold the value.
-            record.exc_info = None
-            record.exc_text = text
-        return True
+def known_secrets() -> Redactor:
+    """The process-wide redactor `remember` adds to and `redact` applies."""
+    return _known
