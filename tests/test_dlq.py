@@ -429,3 +429,34 @@ def test_a_queue_of_the_other_stack_kind_is_a_usage_error(deployment):
     assert result.stderr.strip() == (
         f"Error: stack {deployment.processor_stack} is an omics-edp processor stack: its dead-letter "
         "queues are processor, not ingest")
+
+
+def test_redrive_reinvokes_the_packager_with_the_batch_event_it_failed_on(deployment):
+    """A packager stack's DLQ: an async failure and an EventBridge target failure of a
+    `package-objects-ready` event both go back to the packager function, event unchanged."""
+    clients, sqs, tag = deployment.clients, deployment.sqs, uuid.uuid4().hex[:8]
+    function = f"packager-{tag}"
+    function_arn = _function(clients, function)
+    dlq = sqs.create_queue(QueueName=f"packager-dlq-{tag}")["QueueUrl"]
+    stack = f"pkg-{tag}"
+    _stack(clients, stack, {"PackagerDeadLetterQueueUrl": dlq, "PackagerFunctionName": function,
+                            "PackagerRuleName": f"{stack}-Rule"}, "RegistryBucket")
+    batch = {"version": "0", "id": str(uuid.uuid4()), "source": "com.quiltdata.edp",
+             "detail-type": "package-objects-ready", "detail": {
+                 "bucket": "lab-raw", "prefix": "instrument/run-7/", "count": 3,
+                 "batch_id": f"b-{tag}", "manifest": f"s3://edp-state/manifests/b-{tag}.jsonl"}}
+    timeout = TIMEOUT.replace("{run}", "1")
+    sqs.send_message(QueueUrl=dlq, **async_invocation_dlq(batch, timeout))
+    rule_arn = f"arn:aws:events:us-east-1:123456789012:rule/{stack}-Rule"
+    sqs.send_message(QueueUrl=dlq, **eventbridge_target_dlq(batch, rule_arn, function_arn))
+
+    result = deployment.cli("redrive", "--stack", stack, "--rate", "0")
+
+    assert result.exit_code == 0, result.output
+    rows = out(result)
+    assert [(r["outcome"], r["target"]) for r in rows] == [("redriven", f"lambda:{function}")] * 2
+    assert sorted(r["kind"] for r in rows) == ["eventbridge-target", "lambda-async"]
+    assert [c["event"] for c in deployment.invoked] == [batch, batch]
+    assert all(call["type"] == "Event" and function in unquote(call["path"])
+               for call in deployment.invoked)
+    assert deployment.visible(dlq) == 0
