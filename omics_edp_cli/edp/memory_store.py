@@ -67,7 +67,7 @@ class MemoryStore:
                     due.append(key)
                 else:  # only de-duplication memory expired: housekeeping, not a flush
                     state.recent = [r for r in state.recent if r.until > now]
-                    state._seen = None
+                    state._seen = state._held = None
                 self.touch(state)  # a query, like the other stores: still due until committed
             return due
 

@@ -24,7 +24,7 @@ from omics_edp_cli.edp.engine import IGNORED, Added, Emission, Engine
 from omics_edp_cli.edp.memory_store import MemoryStore
 from omics_edp_cli.edp.s3events import ObjectEvent
 from omics_edp_cli.ops.simulate.report import Tally
-from omics_edp_cli.ops.simulate.spool import EmissionSpool
+from omics_edp_cli.ops.simulate.spool import EmissionSpool, SpooledEmission
 
 PROGRESS_EVERY = 8192
 
@@ -139,8 +139,9 @@ class Run:
         self.advance(math.inf)
         self.drain()
 
-    def emissions(self) -> Iterator[Emission]:
-        """Every batch emitted (and drained) so far, in emission order, read from the spool."""
+    def emissions(self) -> Iterator[SpooledEmission]:
+        """Every batch emitted (and drained) so far, in emission order, read from the spool
+        (object keys and times only: `SpooledEmission`)."""
         return iter(self.spool)
 
     @property
