@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import heapq
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 
 from omics_edp_cli.edp.engine import PrefixState
 from omics_edp_cli.edp.store import Key, clone, remove_published
@@ -21,6 +21,8 @@ from omics_edp_cli.edp.store import Key, clone, remove_published
 class MemoryStore:
     def __init__(self) -> None:
         self._states: dict[Key, PrefixState] = {}
+        # The single-writer fast path reads states here (create them through `live`).
+        self.states: Mapping[Key, PrefixState] = self._states
         self._heap: list[tuple[float, Key]] = []
         self._scheduled: dict[Key, float] = {}
         self._lock = threading.Lock()
