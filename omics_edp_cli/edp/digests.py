@@ -64,70 +64,75 @@ class DigestSet:
         return f"DigestSet({sorted(self)!r})"
 
     def add(self, digest: int) -> None:
-        if not digest:
-            self._zero = True
-            return
-        if (self._used + 1) * 2 > len(self._slots):
-            self._resize(len(self._slots) * 2)
-        slots, mask = self._slots, self._mask
-        i = digest & mask
-        while True:
-            value = slots[i]
-            if value == EMPTY:
-                slots[i] = digest
-                self._used += 1
-                return
-            if value == digest:
-                return
-            i = (i + 1) & mask
+        self.update((digest,))
 
     def update(self, digests: Iterable[int]) -> None:
-        add = self.add
+        # One loop for many digests (an emitted batch's): a call per digest costs as much again.
+        slots, mask = self._slots, self._mask
         for digest in digests:
-            add(digest)
+            if not digest:
+                self._zero = True
+                continue
+            if (self._used + 1) * 2 > len(slots):
+                self._resize(len(slots) * 2)
+                slots, mask = self._slots, self._mask
+            i = digest & mask
+            while True:
+                value = slots[i]
+                if value == EMPTY:
+                    slots[i] = digest
+                    self._used += 1
+                    break
+                if value == digest:
+                    break
+                i = (i + 1) & mask
 
     def discard(self, digest: int) -> None:
-        if not digest:
-            self._zero = False
-            return
-        slots, mask = self._slots, self._mask
-        i = digest & mask
-        while True:
-            value = slots[i]
-            if value == digest:
-                break
-            if value == EMPTY:
-                return
-            i = (i + 1) & mask
-        # Backward shift: move up each later entry of the run that may not stay behind the hole.
-        j = i
-        while True:
-            j = (j + 1) & mask
-            value = slots[j]
-            if value == EMPTY:
-                break
-            home = value & mask
-            # `value` stays where it is when its home slot lies cyclically in (i, j].
-            if (home > i and home <= j) if i <= j else (home > i or home <= j):
-                continue
-            slots[i] = value
-            i = j
-        slots[i] = EMPTY
-        self._used -= 1
-        if self._used * 8 < len(slots) and len(slots) > MIN_SLOTS:
-            self._resize(len(slots) // 2)
+        self.difference_update((digest,))
 
     def difference_update(self, digests: Iterable[int]) -> None:
-        discard = self.discard
+        slots, mask = self._slots, self._mask
         for digest in digests:
-            discard(digest)
+            if not digest:
+                self._zero = False
+                continue
+            i = digest & mask
+            while True:
+                value = slots[i]
+                if value == digest:
+                    break
+                if value == EMPTY:
+                    i = -1
+                    break
+                i = (i + 1) & mask
+            if i < 0:
+                continue
+            # Backward shift: move up each later entry of the run that may not stay behind the hole.
+            j = i
+            while True:
+                j = (j + 1) & mask
+                value = slots[j]
+                if value == EMPTY:
+                    break
+                home = value & mask
+                # `value` stays where it is when its home slot lies cyclically in (i, j].
+                if (home > i and home <= j) if i <= j else (home > i or home <= j):
+                    continue
+                slots[i] = value
+                i = j
+            slots[i] = EMPTY
+            self._used -= 1
+        if self._used * 8 < len(slots) and len(slots) > MIN_SLOTS:
+            self._resize(max(MIN_SLOTS, _power_of_two(self._used * 4)))
 
     def _resize(self, size: int) -> None:
         old = self._slots
         self._slots = array("Q", bytes(8 * size))
         self._mask = size - 1
         self._used = 0
-        add = self.add
-        for value in old:
-            if value != EMPTY:
-                add(value)
+        self.update([value for value in old if value != EMPTY])
+
+
+def _power_of_two(n: int) -> int:
+    """The smallest power of two at or above `n` (n >= 1)."""
+    return 1 << (n - 1).bit_length()

@@ -31,7 +31,7 @@ class ObjectEvent:
     `digest` identifies the write for de-duplication: a repeated delivery has the same one
     (see `object_digest`).
     (Not frozen: a frozen dataclass costs four times as much to create, and the simulator
-    creates one per event.)
+    creates one per event; `__init__` is written out, digest included, for the same reason.)
     """
 
     bucket: str
@@ -43,10 +43,12 @@ class ObjectEvent:
     version_id: str | None = None
     digest: int = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        # object_digest, inline: the simulator builds one event per line it reads.
-        self.digest = _from_bytes(_blake2b(f"{self.key}\0{self.sequencer}".encode(), digest_size=8).digest(),
-                                  "big")
+    def __init__(self, bucket: str, key: str, sequencer: str, time: float, size: int | None = None,
+                 etag: str | None = None, version_id: str | None = None) -> None:
+        self.bucket, self.key, self.sequencer, self.time = bucket, key, sequencer, time
+        self.size, self.etag, self.version_id = size, etag, version_id
+        # object_digest, inline
+        self.digest = _from_bytes(_blake2b(f"{key}\0{sequencer}".encode(), digest_size=8).digest(), "big")
 
 
 _blake2b, _from_bytes = hashlib.blake2b, int.from_bytes
