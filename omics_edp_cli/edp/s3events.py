@@ -82,9 +82,19 @@ def parse_time(text: str) -> float:
     return value
 
 
+_iso_cache: dict[float, str] = {}
+
+
 def iso_time(epoch: float) -> str:
     """Epoch seconds → `2026-03-02T10:15:00Z` (milliseconds only when there are some)."""
-    return timefmt.iso_z(datetime.fromtimestamp(epoch, UTC))
+    text = _iso_cache.get(epoch)
+    if text is None:
+        text = timefmt.iso_z(datetime.fromtimestamp(epoch, UTC))
+        # Emissions share times (flush ticks, one-second event times): each is written 3 times.
+        if len(_iso_cache) > 4096:
+            _iso_cache.clear()
+        _iso_cache[epoch] = text
+    return text
 
 
 def parse_message(message: Any) -> list[ObjectEvent]:
