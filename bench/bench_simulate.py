@@ -12,8 +12,13 @@
    for the JSON-lines source and for the synthetic burst (target: 1M at most 1.25x the 50k peak).
 4. The DynamoDB write calls the ingest handler makes for one 100-record SQS batch over 5
    prefixes (moto; target: one per prefix plus one per emission).
+5. With `--breakdown`: where the time goes, per event and as a multiple of the parse, each
+   part the best of `--runs` (CPU time): reading lines into events (of which building the
+   event and its digest), the engine, store and spool on events already built (of which
+   `Engine.add_one`, found by running again with it a no-op), rendering the JSON document.
 
 Usage: .venv/bin/python bench/bench_simulate.py [--events 200000] [--prefixes 500] [--runs 3]
+       [--no-rss] [--breakdown]
 """
 
 from __future__ import annotations
@@ -130,6 +135,43 @@ def heap_peak_mb(path: Path) -> tuple[float, int, int]:
     return peak / 2**20, run.batches, run.peak_held
 
 
+def breakdown(path: Path, runs: int) -> list[tuple[str, float]]:
+    """(part, best CPU seconds of `runs`) for the parts of `simulate-batch --events -o json`."""
+    from omics_edp_cli.edp.config import BatchRules
+    from omics_edp_cli.edp.engine import Engine
+    from omics_edp_cli.edp.s3events import ObjectEvent
+    from omics_edp_cli.ops.simulate.execute import simulate
+    from omics_edp_cli.ops.simulate.report import json_chunks
+    from omics_edp_cli.ops.simulate.sources import EventLogSource
+
+    def best(fn) -> float:
+        return min(timed(fn)[1] for _ in range(runs))
+
+    def source():
+        return EventLogSource(str(path), lambda n, r: None)
+
+    events = list(source())
+    held = {}
+    parts = [("json.loads per line (the baseline)", best(lambda: parse_only(path))),
+             ("lines read into events", best(lambda: sum(1 for _ in source()))),
+             ("  of which building the events (digest included)",
+              best(lambda: [ObjectEvent(e.bucket, e.key, e.sequencer, e.time, e.size, e.etag)
+                            for e in events])),
+             ("engine, store and spool on built events",
+              best(lambda: held.setdefault("runs", simulate(events, [BatchRules()], keep_objects=True))))]
+    add_one = Engine.add_one
+    Engine.add_one = lambda self, state, event, now, result: None  # type: ignore[method-assign]
+    try:
+        without = best(lambda: simulate(events, [BatchRules()], keep_objects=True))
+    finally:
+        Engine.add_one = add_one  # type: ignore[method-assign]
+    parts.append(("  of which Engine.add_one (batches, de-duplication window)", parts[-1][1] - without))
+    parts.append(("rendering the JSON document from the spool",
+                  best(lambda: sum(1 for _ in json_chunks(held["runs"])))))
+    parts.append(("simulate-batch --events -o json (in-process)", best(lambda: simulate_cli(path))))
+    return parts
+
+
 def ingest_writes(records: int = 100, prefixes: int = 5) -> list[tuple[str, int, int]]:
     """(case, DynamoDB write calls, emissions) for one SQS batch through the ingest handler."""
     os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -194,6 +236,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-rss", dest="rss", action="store_false",
                         help="skip the peak-RSS runs (50,000 and 1,000,000 events, both sources)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also print where the time goes, per event and as a multiple of the parse")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -221,6 +265,14 @@ def main() -> None:
               f"= {args.events / s_wall:,.0f} events/s")
         print(f"ratio simulate/parse:           {s_wall / b_wall:6.2f} wall, {s_cpu / b_cpu:6.2f} CPU "
               "(target <= 2.0)")
+
+        if args.breakdown:
+            parts = breakdown(full, args.runs)
+            base = parts[0][1]
+            print(f"where the time goes (best CPU of {args.runs}):")
+            for name, seconds in parts:
+                print(f"  {name:58s} {seconds:6.2f} s {seconds / args.events * 1e6:6.1f} us/event "
+                      f"{seconds / base:5.2f}x parse")
 
         heap_quarter, batches_quarter, held_quarter = heap_peak_mb(quarter)
         heap_full, batches_full, held_full = heap_peak_mb(full)

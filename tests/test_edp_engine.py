@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from dataclasses import dataclass, field
 
 import pytest
@@ -20,7 +22,7 @@ from omics_edp_cli.edp.engine import (
     batch_id,
 )
 from omics_edp_cli.edp.memory_store import MemoryStore
-from omics_edp_cli.edp.s3events import ObjectEvent
+from omics_edp_cli.edp.s3events import ObjectEvent, object_digest
 from omics_edp_cli.errors import ConfigError
 
 T0 = 1_767_600_000.0  # 2026-01-05T08:00:00Z
@@ -221,9 +223,22 @@ def test_force_emits_whatever_is_open_with_trigger_flush():
 
 
 def test_batch_id_is_stable_and_distinct():
-    a = batch_id(BUCKET, "run/a/", T0, "00ff")
-    assert a == batch_id(BUCKET, "run/a/", T0, "00ff")
-    assert a != batch_id(BUCKET, "run/b/", T0, "00ff") != batch_id(BUCKET, "run/a/", T0 + 1, "00ff")
+    a = batch_id(BUCKET, "run/a/", T0, 0x00FF)
+    assert a == batch_id(BUCKET, "run/a/", T0, 0x00FF)
+    assert a != batch_id(BUCKET, "run/b/", T0, 0x00FF) != batch_id(BUCKET, "run/a/", T0 + 1, 0x00FF)
+
+
+def test_batch_ids_are_those_made_when_digests_were_hex_strings():
+    # Stored states and consumers know batch ids made from the digest's 16 hex digits.
+    key, sequencer = "run/a/s_1.bcl.gz", "0055AB01"
+    hex_digest = hashlib.blake2b(f"{key}\0{sequencer}".encode(), digest_size=8).hexdigest()
+    digest = ev(key, T0, sequencer).digest
+    assert digest == object_digest(key, sequencer) == int(hex_digest, 16)
+    namespace = uuid.UUID("5d1c9d0e-7c59-4b4a-9c55-0f6f9b3f2a11")
+    assert batch_id(BUCKET, "run/a/", T0, digest) == str(
+        uuid.uuid5(namespace, f"{BUCKET}/run/a/\n{T0!r}\n{hex_digest}"))
+    assert batch_id(BUCKET, "run/a/", T0, 0x00FF) == str(
+        uuid.uuid5(namespace, f"{BUCKET}/run/a/\n{T0!r}\n00000000000000ff"))
 
 
 def test_a_clock_going_backwards_is_treated_as_the_last_time_seen():

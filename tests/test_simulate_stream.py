@@ -17,7 +17,7 @@ from omics_edp_cli.edp.engine import TRIGGERS, Emission
 from omics_edp_cli.edp.s3events import ObjectEvent
 from omics_edp_cli.ops.simulate.execute import Run, simulate
 from omics_edp_cli.ops.simulate.report import as_json, json_chunks, percentile, summary
-from omics_edp_cli.ops.simulate.spool import EmissionSpool
+from omics_edp_cli.ops.simulate.spool import EmissionSpool, SpooledEmission
 
 T0 = 1_767_600_000.0
 runner = CliRunner()
@@ -43,8 +43,13 @@ def r3(value: float | None) -> float | None:
 
 
 def batch(e: Emission) -> tuple:
+    """What the output shows of a batch: its figures, its object keys and their event times."""
+    if isinstance(e, SpooledEmission):  # read back from a spool
+        keys, times = e.keys, list(e.times)
+    else:  # as the engine made it
+        keys, times = [o[0] for o in e.objects], [o[4] for o in e.objects]
     return (e.batch_id, e.prefix, e.count, e.first_event_at, e.last_event_at, e.opened_at, e.emitted_at,
-            e.trigger, e.objects)
+            e.trigger, keys, times)
 
 
 def old_summary(emitted: list[Emission]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import heapq
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 
 from omics_edp_cli.edp.engine import PrefixState
 from omics_edp_cli.edp.store import Key, clone, remove_published
@@ -21,6 +21,8 @@ from omics_edp_cli.edp.store import Key, clone, remove_published
 class MemoryStore:
     def __init__(self) -> None:
         self._states: dict[Key, PrefixState] = {}
+        # The single-writer fast path reads states here (create them through `live`).
+        self.states: Mapping[Key, PrefixState] = self._states
         self._heap: list[tuple[float, Key]] = []
         self._scheduled: dict[Key, float] = {}
         self._lock = threading.Lock()
@@ -67,7 +69,7 @@ class MemoryStore:
                     due.append(key)
                 else:  # only de-duplication memory expired: housekeeping, not a flush
                     state.recent = [r for r in state.recent if r.until > now]
-                    state._seen = None
+                    state._seen = state._held = None
                 self.touch(state)  # a query, like the other stores: still due until committed
             return due
 

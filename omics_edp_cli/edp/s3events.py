@@ -28,9 +28,10 @@ class S3EventError(ConfigError):
 class ObjectEvent:
     """One object creation. `time` is epoch seconds (the event's own time, not arrival).
 
-    `digest` identifies the write for de-duplication: a repeated delivery has the same one.
+    `digest` identifies the write for de-duplication: a repeated delivery has the same one
+    (see `object_digest`).
     (Not frozen: a frozen dataclass costs four times as much to create, and the simulator
-    creates one per event.)
+    creates one per event; `__init__` is written out, digest included, for the same reason.)
     """
 
     bucket: str
@@ -40,15 +41,24 @@ class ObjectEvent:
     size: int | None = None
     etag: str | None = None
     version_id: str | None = None
-    digest: str = field(init=False, repr=False, compare=False)
+    digest: int = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        self.digest = object_digest(self.key, self.sequencer)
+    def __init__(self, bucket: str, key: str, sequencer: str, time: float, size: int | None = None,
+                 etag: str | None = None, version_id: str | None = None) -> None:
+        self.bucket, self.key, self.sequencer, self.time = bucket, key, sequencer, time
+        self.size, self.etag, self.version_id = size, etag, version_id
+        # object_digest, inline
+        self.digest = _from_bytes(_blake2b(f"{key}\0{sequencer}".encode(), digest_size=8).digest(), "big")
 
 
-def object_digest(key: str, sequencer: str) -> str:
-    """16 hex characters: short enough to keep thousands in one DynamoDB item."""
-    return hashlib.blake2b(f"{key}\0{sequencer}".encode(), digest_size=8).hexdigest()
+_blake2b, _from_bytes = hashlib.blake2b, int.from_bytes
+
+
+def object_digest(key: str, sequencer: str) -> int:
+    """The 8-byte BLAKE2b digest of key and sequencer, as an unsigned int (its 16 hex digits,
+    big-endian, are what a batch id and the stored state are made of): short enough to keep
+    thousands in one DynamoDB item, and 8 bytes in the engine's de-duplication window."""
+    return _from_bytes(_blake2b(f"{key}\0{sequencer}".encode(), digest_size=8).digest(), "big")
 
 
 _time_cache: dict[str, float] = {}
@@ -72,9 +82,19 @@ def parse_time(text: str) -> float:
     return value
 
 
+_iso_cache: dict[float, str] = {}
+
+
 def iso_time(epoch: float) -> str:
     """Epoch seconds → `2026-03-02T10:15:00Z` (milliseconds only when there are some)."""
-    return timefmt.iso_z(datetime.fromtimestamp(epoch, UTC))
+    text = _iso_cache.get(epoch)
+    if text is None:
+        text = timefmt.iso_z(datetime.fromtimestamp(epoch, UTC))
+        # Emissions share times (flush ticks, one-second event times): each is written 3 times.
+        if len(_iso_cache) > 4096:
+            _iso_cache.clear()
+        _iso_cache[epoch] = text
+    return text
 
 
 def parse_message(message: Any) -> list[ObjectEvent]:

@@ -15,7 +15,8 @@ Contract (memory, SQLite and DynamoDB all keep it):
 from __future__ import annotations
 
 import base64
-import binascii
+import sys
+from array import array
 from collections.abc import Collection, Iterator, Sequence
 from typing import Any, Protocol
 
@@ -55,22 +56,28 @@ class BatchStore(Protocol):
     def get(self, key: Key) -> PrefixState | None: ...
 
 
-def join_digests(members: Collection[str]) -> str:
-    """Digests packed as base64 of their bytes (11 characters per digest instead of 16 as hex)."""
-    return base64.b64encode(binascii.unhexlify("".join(members))).decode("ascii")
+def join_digests(members: Collection[int]) -> str:
+    """Digests packed as base64 of their 8 big-endian bytes each (11 characters per digest)."""
+    packed = array("Q", members)
+    if sys.byteorder == "little":
+        packed.byteswap()
+    return base64.b64encode(packed.tobytes()).decode("ascii")
 
 
-def split_digests(text: str) -> set[str]:
-    raw = base64.b64decode(text).hex()
-    return {raw[i:i + DIGEST_CHARS] for i in range(0, len(raw), DIGEST_CHARS)}
+def split_digests(text: str) -> array[int]:
+    packed = array("Q")
+    packed.frombytes(base64.b64decode(text))
+    if sys.byteorder == "little":
+        packed.byteswap()
+    return packed
 
 
-def _digests_from_doc(doc: dict[str, Any]) -> set[str]:
+def _digests_from_doc(doc: dict[str, Any]) -> array[int]:
     """`packed` (base64), or `members` (hex) as states written before batch manifests hold them."""
     if "packed" in doc:
         return split_digests(doc["packed"])
     text = doc.get("members", "")
-    return {text[i:i + DIGEST_CHARS] for i in range(0, len(text), DIGEST_CHARS)}
+    return array("Q", (int(text[i:i + DIGEST_CHARS], 16) for i in range(0, len(text), DIGEST_CHARS)))
 
 
 def objects_to_doc(objects: list[ObjectRecord], segments: list[Segment]) -> dict[str, Any]:
@@ -146,7 +153,7 @@ def state_from_doc(doc: dict[str, Any]) -> PrefixState:
         state.open = OpenBatch(
             batch["batch_id"], float(batch["opened_at"]), float(batch["touched_at"]),
             float(batch["first_event_at"]), float(batch["last_event_at"]),
-            _digests_from_doc(batch), objects, segments, size,
+            set(_digests_from_doc(batch)), objects, segments, size,
         )
     if doc.get("deadline") is not None:
         state.deadline = float(doc["deadline"])

@@ -7,6 +7,7 @@ id `batch-{batch_id}` (visible in an SVG), so what was drawn can be checked agai
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,8 +80,8 @@ def plot_runs(runs: list[Run], path: Path) -> PlotResult:
             for patch, e in zip(container.patches, shown, strict=True):
                 patch.set_gid(f"batch-{e.batch_id}")
             bars += len(shown)
-            xs = [(o[4] - t0) / 60 for e in shown for o in e.objects]
-            ys = [index[(e.bucket, e.prefix)] for e in shown for _ in e.objects]
+            xs = [(t - t0) / 60 for e in shown for t in e.times]
+            ys = [index[(e.bucket, e.prefix)] for e in shown for _ in e.times]
             if xs:
                 ax.scatter(xs, ys, marker="|", s=40, linewidths=0.6, color="black")
                 ticks += len(xs)
@@ -99,7 +100,7 @@ def plot_runs(runs: list[Run], path: Path) -> PlotResult:
     return PlotResult(path, len(runs), bars, ticks, max((len(r) for r, _ in per_panel_rows), default=0))
 
 
-def _rows(emitted: list[Emission]) -> tuple[list[tuple[str, str]], int]:
+def _rows(emitted: Sequence[Emission]) -> tuple[list[tuple[str, str]], int]:
     per_key: dict[tuple[str, str], int] = {}
     for e in emitted:
         per_key[(e.bucket, e.prefix)] = per_key.get((e.bucket, e.prefix), 0) + 1

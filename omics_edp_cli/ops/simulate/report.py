@@ -126,7 +126,7 @@ def as_json(run: Run, *, malformed: int = 0, other: int = 0) -> dict[str, Any]:
         "events": [consumer_event(e) for e in emitted],
     }
     if run.keep_objects:
-        out["objects"] = {e.batch_id: [o[0] for o in e.objects] for e in emitted}
+        out["objects"] = {e.batch_id: e.keys for e in emitted}
     return out
 
 
@@ -157,7 +157,7 @@ def _run_chunks(run: Run, malformed: int, other: int) -> Iterator[str]:
     if run.keep_objects:
         yield ', "objects": {'
         for n, e in enumerate(run.emissions()):
-            yield (", " if n else "") + dumps(e.batch_id) + ": " + dumps([o[0] for o in e.objects])
+            yield (", " if n else "") + dumps(e.batch_id) + ": " + e.keys_json
         yield "}"
     yield "}"
 
