@@ -130,6 +130,33 @@ def test_push_and_browse_back_entries_metadata_and_readme(aws):
     assert url in note["Message"] and result.top_hash in note["Message"]
 
 
+def test_quilt3_builds_its_clients_from_the_factorys_session_and_checks_a_bucket_once(aws, monkeypatch):
+    """quilt3 made a boto3 session (and resolved credentials) for each of its ~15 operations per push."""
+    from quilt3.data_transfer import S3Api, S3ClientProvider
+
+    clients = ClientFactory()
+    clients.session()
+    made: list[object] = []
+    original = boto3.session.Session.__init__
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> None:
+        made.append(self)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(boto3.session.Session, "__init__", counting)
+    put(aws, "novaseq-05/run-0001/", 3)
+    result = Packager(PackagerSettings.checked(registry=aws["registry"]), clients).package(
+        event(aws, "novaseq-05/run-0001/", 3))
+    assert result.outcome == "created"
+    assert made == []
+    # A provider made afterwards (quilt3 makes one per operation) knows which client reaches the
+    # registry the push read: it sends no request to find out again.
+    fresh = S3ClientProvider()
+    assert fresh.get_boto_session() is clients.session()
+    assert fresh.client_type_known(S3Api.GET_OBJECT, aws["registry"])
+    assert fresh.client_type_known(S3Api.LIST_OBJECTS_V2, aws["registry"])
+
+
 def test_the_same_event_twice_makes_one_revision(aws):
     put(aws, "novaseq-02/run-0007/", 3)
     ready = event(aws, "novaseq-02/run-0007/", 3)
