@@ -1,19 +1,27 @@
 """A local stand-in for AWS and the NGS360 API: moto, a HealthOmics fake and a callback receiver.
 
-Everything listens on 127.0.0.1 and lives in this process. `clients` reaches all of it
-without touching the process environment.
+Everything listens on 127.0.0.1: the fakes in this process, moto in a child process of its own
+(`aws_process`), which ends with the sandbox. `clients` reaches all of it without touching the
+process environment.
 """
 
 from __future__ import annotations
 
-import logging
+import importlib.util
+import os
+import selectors
 import socket
-import threading
-import warnings
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from omics_edp_cli.aws import ClientFactory
+from omics_edp_cli.errors import ConfigError, OperationError
 from omics_edp_cli.local.fake_omics import FakeOmics
 from omics_edp_cli.local.receiver import CallbackReceiver
 
@@ -160,35 +168,86 @@ def patch_moto() -> None:
 
 
 class LocalAws:
-    """moto's server app on 127.0.0.1, served by a thread that stops within 20 ms.
+    """moto's server on 127.0.0.1:`port`, in a child process (`aws_process`).
 
-    moto's `ThreadedMotoServer` runs werkzeug's `serve_forever()` with its default half-second
-    poll, so stopping it waited ~0.4 s for the loop to notice; here the loop polls every 20 ms.
+    `start` returns at once; `wait_ready` returns when it answers (it says so on its stdout), so
+    the caller can do its own start-up work meanwhile, on the other core. `stop` closes the
+    child's stdin, on which it exits at once.
     """
 
-    POLL_SECONDS = 0.02
+    READY_SECONDS = 120.0  # bound on the child's start-up (imports; slower on a loaded machine)
 
     def __init__(self, port: int):
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
-        from werkzeug.serving import make_server
-
-        self._server = make_server("127.0.0.1", port, DomainDispatcherApplication(create_backend_app),
-                                   threaded=True, request_handler=MotoRequestHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": self.POLL_SECONDS}, daemon=True)
+        self.port = port
+        self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> LocalAws:
-        self._thread.start()
+        # What the child says on stderr, read if it fails to start; closed by `stop`.
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115
+        package_root = str(Path(__file__).resolve().parents[2])
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (package_root, env.get("PYTHONPATH"))))
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "omics_edp_cli.local.aws_process", str(self.port)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, env=env)
         return self
 
+    def wait_ready(self) -> None:
+        process = self._process
+        assert process is not None and process.stdout is not None, "start() first"
+        deadline = time.monotonic() + self.READY_SECONDS
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stdout, selectors.EVENT_READ)
+            while (left := deadline - time.monotonic()) > 0 and selector.select(timeout=left):
+                line = process.stdout.readline()
+                if line.strip() == b"READY":
+                    return
+                if not line:  # it exited
+                    break
+        self._log.seek(0)
+        said = self._log.read().decode(errors="replace").strip().splitlines()
+        self.stop()
+        why = said[-1] if said else f"no answer within {self.READY_SECONDS:g} s"
+        raise OperationError(f"the local AWS (moto) did not start on 127.0.0.1:{self.port}: {why}")
+
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        process = self._process
+        if process is None:
+            return
+        self._process = None
+        if process.stdin is not None:
+            process.stdin.close()
+        if not _exited(process, 10.0):
+            process.kill()
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+        self._log.close()
+
+
+def _exited(process: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Wait up to `timeout` for `process` to end, woken by its end (a pidfd), not by polling.
+
+    `Popen.wait(timeout)` polls with growing sleeps (~30 ms for a process that ends at once).
+    """
+    if not hasattr(os, "pidfd_open"):  # not Linux ≥ 5.3
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+    if process.returncode is not None:  # reaped: its pid may be another process's now
+        return True
+    try:
+        fd = os.pidfd_open(process.pid)
+    except ProcessLookupError:  # already gone
+        return True
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            return bool(selector.select(timeout=timeout))
+    finally:
+        os.close(fd)
 
 
 def _free_port() -> int:
@@ -199,45 +258,46 @@ def _free_port() -> int:
 
 @dataclass
 class LocalSandbox:
-    """Start with `with LocalSandbox(token) as box:`; `box.clients` talks to it."""
+    """Start with `with LocalSandbox(token) as box:`; `box.clients` talks to it.
+
+    `while_starting(box)` runs while the local AWS starts in its process (its clients are ready
+    to build, but answer only once `__enter__` returns): the caller's own start-up work, on the
+    other core.
+    """
 
     token: str
     port: int = 0
+    while_starting: Callable[[LocalSandbox], None] | None = None
     omics: FakeOmics = field(init=False)
     receiver: CallbackReceiver = field(init=False)
     aws_url: str = field(init=False, default="")
     clients: ClientFactory = field(init=False)
 
     def __enter__(self) -> LocalSandbox:
-        try:
-            import moto.moto_server.werkzeug_app  # noqa: F401
-        except ImportError as e:  # the `local` extra is not installed
-            from omics_edp_cli.errors import ConfigError
-
-            raise ConfigError(
-                "the local sandbox needs moto: pip install 'omics-edp-cli[local]'"
-            ) from e
-        patch_moto()
-        # The local AWS answers errors with HTTP 500 and werkzeug prints each traceback to the
-        # terminal; the caller already sees the error, one line, through boto3.
-        logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
-        # "No Moto CloudFormation support for ..." is expected (DESIGN §6), not news.
-        logging.getLogger("moto").setLevel(logging.ERROR)
-        warnings.filterwarnings("ignore", message="Tried to parse AWS::", module="moto")
+        if importlib.util.find_spec("moto") is None:  # the `local` extra is not installed
+            raise ConfigError("the local sandbox needs moto: pip install 'omics-edp-cli[local]'")
         port = self.port or _free_port()
         self._moto = LocalAws(port).start()
-        self.aws_url = f"http://127.0.0.1:{port}"
-        self.omics = FakeOmics().start()
-        self.receiver = CallbackReceiver(token=self.token).start()
-        self.clients = ClientFactory(
-            region=REGION,
-            endpoint_url=self.aws_url,
-            service_endpoints={"omics": self.omics.url},
-            credentials=LOCAL_CREDENTIALS,
-        )
+        try:
+            self.aws_url = f"http://127.0.0.1:{port}"
+            self.omics = FakeOmics().start()
+            self.receiver = CallbackReceiver(token=self.token).start()
+            self.clients = ClientFactory(
+                region=REGION,
+                endpoint_url=self.aws_url,
+                service_endpoints={"omics": self.omics.url},
+                credentials=LOCAL_CREDENTIALS,
+            )
+            if self.while_starting is not None:
+                self.while_starting(self)
+            self._moto.wait_ready()
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.receiver.stop()
-        self.omics.stop()
+        for server in (getattr(self, "receiver", None), getattr(self, "omics", None)):
+            if server is not None:
+                server.stop()
         self._moto.stop()

@@ -24,7 +24,7 @@ import quilt3.telemetry  # type: ignore[import-untyped]
 import quilt3.util  # type: ignore[import-untyped]
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from quilt3.data_transfer import S3NoValidClientError  # type: ignore[import-untyped]
+from quilt3.data_transfer import S3ClientProvider, S3NoValidClientError  # type: ignore[import-untyped]
 from quilt3.packages import PackageEntry  # type: ignore[import-untyped]
 from quilt3.util import PhysicalKey  # type: ignore[import-untyped]
 from quilt3.workflows import WorkflowValidationError  # type: ignore[import-untyped]
@@ -91,6 +91,29 @@ def configure(clients: ClientFactory, kms_key_id: str | None = None) -> None:
         return client
 
     quilt3.hooks.set_build_s3_client_hook(hook)
+    _share_client_providers(clients)
+
+
+def _share_client_providers(clients: ClientFactory) -> None:
+    """Make quilt3's per-operation `S3ClientProvider`s cheap: one session, one verdict per bucket.
+
+    quilt3 makes a provider for every operation, and each one built a fresh boto3 session (and
+    resolved its credential chain, ~50 ms) before the build hook above replaced it, then checked
+    again with an extra request whether each bucket needs an unsigned client. Here every provider
+    starts from this project's session and shares one record of those verdicts (reset on each
+    `configure`), so a bucket is checked once per process.
+    """
+    verdicts: dict[str, bool] = {}
+    provider: Any = S3ClientProvider
+    original = getattr(provider.__init__, "_omics_edp_original", provider.__init__)
+
+    def init(self: Any) -> None:
+        original(self)
+        self._use_unsigned_client = verdicts
+
+    init._omics_edp_original = original  # type: ignore[attr-defined]
+    provider.__init__ = init
+    provider.get_boto_session = lambda self: clients.session()
 
 
 def _aws(what: str, call: Any) -> Any:

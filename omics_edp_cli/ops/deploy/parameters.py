@@ -22,7 +22,11 @@ CODE_PARAMETERS = ("CodeS3Bucket", "CodeS3Key")
 TOKEN_PARAMETER = "ApiServerAuthToken"
 
 
-class _CfnLoader(yaml.SafeLoader):
+# libyaml's parser when PyYAML has it: the same documents, ~10x faster than the pure-Python one.
+_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _CfnLoader(_SafeLoader):  # type: ignore[misc]
     """YAML with CloudFormation's short tags (!Ref, !Sub, ...) read as plain values."""
 
 

@@ -1,0 +1,126 @@
+"""The local AWS (moto's server) in a process of its own: `python -m omics_edp_cli.local.aws_process PORT`.
+
+Started by `sandbox.LocalAws`. It prints `READY` on stdout once it serves on 127.0.0.1:PORT and
+exits when its stdin closes: the parent stopping it, or the parent ending in any way (even
+killed), so it never outlives the sandbox. Ctrl-C in a terminal reaches the whole process group;
+this process ignores it and lets the parent decide.
+
+In a process of its own, moto's work (importing its CloudFormation, ~1.5 s; answering every
+request) runs on another core than the caller's, at the same time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import warnings
+from typing import Any
+
+
+def speed_up_botocore() -> None:
+    """Parse botocore's data files (endpoints, service models) and list its services once.
+
+    moto makes a boto3 session for most backends and for each region listing, and each session
+    parsed them again (~40% of this process's time). Before moto is imported: it does so then.
+    """
+    import functools
+
+    import botocore.loaders
+
+    json_loader: Any = botocore.loaders.JSONFileLoader
+    load_file = json_loader.load_file
+    loaded = functools.lru_cache(maxsize=None)(lambda path: load_file(json_loader(), path))
+    json_loader.load_file = lambda self, file_path: loaded(file_path)
+    loader: Any = botocore.loaders.Loader
+    listing = loader.list_available_services
+    listed: dict[tuple[Any, ...], Any] = {}
+
+    def list_available_services(self: Any, type_name: str) -> Any:
+        key = (tuple(self.search_paths), type_name)
+        if key not in listed:
+            listed[key] = listing(self, type_name)
+        return listed[key]
+
+    loader.list_available_services = list_available_services
+
+
+def speed_up_moto() -> None:
+    """Spare this process work moto repeats (it lives only as the sandbox's local AWS).
+
+    - the list of moto's services is read from disk once, not on every request;
+    - CloudFormation templates are parsed by libyaml when PyYAML has it (same result);
+    - KMS keys that are not asymmetric share one RSA key, which they never use, instead of
+      generating 2048 bits for each.
+    """
+    import functools
+
+    import moto.backends
+    import moto.kms.models
+    import yaml
+    from moto.cloudformation.utils import yaml_tag_constructor
+
+    modules = tuple(moto.backends.list_of_moto_modules())
+    moto.backends.list_of_moto_modules = lambda: modules  # type: ignore[assignment]
+
+    if getattr(yaml, "__with_libyaml__", False):
+        class TemplateLoader(yaml.CLoader):  # type: ignore[name-defined,misc]
+            pass
+
+        TemplateLoader.add_multi_constructor("", yaml_tag_constructor)
+        yaml.Loader = TemplateLoader  # type: ignore[misc,assignment]
+
+    generate = moto.kms.models.generate_private_key
+    shared = functools.cache(generate)
+
+    def generate_private_key(key_spec: str) -> Any:
+        if key_spec.startswith(("RSA_", "ECC_", "SM2")):
+            return generate(key_spec)
+        return shared("SYMMETRIC_DEFAULT")
+
+    moto.kms.models.generate_private_key = generate_private_key
+
+
+def serve(port: int) -> None:
+    speed_up_botocore()
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    from omics_edp_cli.local.sandbox import patch_moto
+
+    patch_moto()
+    speed_up_moto()
+    # The local AWS answers errors with HTTP 500 and werkzeug logs each traceback; the caller
+    # already sees the error, one line, through boto3.
+    logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
+    # "No Moto CloudFormation support for ..." is expected (DESIGN §6), not news.
+    logging.getLogger("moto").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="Tried to parse AWS::", module="moto")
+    class Handler(MotoRequestHandler):  # type: ignore[misc]
+        # Headers and body go out in two writes: without it, the body of every answer on a
+        # kept-alive connection waits for the client's delayed ACK (~40 ms).
+        disable_nagle_algorithm = True
+
+    server = make_server("127.0.0.1", port, DomainDispatcherApplication(create_backend_app),
+                         threaded=True, request_handler=Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    sys.stdout.write("READY\n")
+    sys.stdout.flush()
+    sys.stdin.buffer.read()  # until EOF: the parent is done
+
+
+def main(argv: list[str]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    serve(int(argv[1]))
+    # Nothing to save: skip the interpreter's teardown of moto's many modules and threads.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
