@@ -105,11 +105,14 @@ def _share_client_providers(clients: ClientFactory) -> None:
     """
     verdicts: dict[str, bool] = {}
     provider: Any = S3ClientProvider
+    if not callable(getattr(provider, "get_boto_session", None)):
+        return  # another quilt3 than the 8.x this was written for: left as it is
     original = getattr(provider.__init__, "_omics_edp_original", provider.__init__)
 
     def init(self: Any) -> None:
         original(self)
-        self._use_unsigned_client = verdicts
+        if isinstance(getattr(self, "_use_unsigned_client", None), dict):  # quilt3 8.x's record
+            self._use_unsigned_client = verdicts
 
     init._omics_edp_original = original  # type: ignore[attr-defined]
     provider.__init__ = init
