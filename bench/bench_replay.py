@@ -37,14 +37,17 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 STATUSES = ("PENDING", "STARTING", "RUNNING", "STOPPING", "COMPLETED")
 PREFIX = "omics-run-events"
-TOKEN = "bench-token"
+TOKEN = "bench-token-0123456789"  # check_token wants 12 characters or more
 T0 = datetime(2026, 11, 23, 1, 0, 0, tzinfo=UTC)
 
 
@@ -126,8 +129,9 @@ def naive(s3: Any, bucket: str, url: str) -> int:
     return len(keys)
 
 
-def post_ceiling(s3: Any, bucket: str, url: str, concurrency: int) -> tuple[int, float]:
-    """(events, seconds): every archived payload POSTed by `concurrency` threads, nothing else.
+def post_ceiling(s3: Any, bucket: str, url: str, concurrency: int) -> tuple[int, float, float]:
+    """(events, seconds, CPU seconds of this process): every archived payload POSTed by
+    `concurrency` threads, nothing else.
 
     The payloads are read first (not timed): this is the most the receiver takes at that
     concurrency, the bound replay's delivery cannot pass.
@@ -147,13 +151,14 @@ def post_ceiling(s3: Any, bucket: str, url: str, concurrency: int) -> tuple[int,
                                 headers={"X-Internal-API-Key": TOKEN, "Content-Type": "application/json"})
         response.raise_for_status()
 
-    t = time.perf_counter()
+    cpu, t = time.process_time(), time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         list(pool.map(post, payloads))
-    return len(payloads), time.perf_counter() - t
+    return len(payloads), time.perf_counter() - t, time.process_time() - cpu
 
 
-def with_tool(bucket: str, url: str, concurrency: int = 8, s3_latency: float = 0.0) -> tuple[int, int]:
+def with_tool(bucket: str, url: str, concurrency: int = 8, s3_latency: float = 0.0,
+              profile: str | None = None) -> tuple[int, int]:
     from omics_edp_cli.aws import ClientFactory
     from omics_edp_cli.ops.replay.execute import replay
     from omics_edp_cli.ops.replay.plan import ReplayOptions, plan_replay
@@ -166,9 +171,31 @@ def with_tool(bucket: str, url: str, concurrency: int = 8, s3_latency: float = 0
         clients.client("s3").meta.events.register(
             "before-send.s3.*", lambda **_: time.sleep(s3_latency))
     plan = plan_replay(options, clients, env={"OMICS_EDP_API_TOKEN": TOKEN})
-    result = replay(plan, clients)
+    result = profiled(profile, lambda: replay(plan, clients)) if profile else replay(plan, clients)
     assert result.ok, result.summary()
     return result.summary()["delivered"], result.selection.list_calls
+
+
+def profiled(path: str, call: Callable[[], T]) -> T:
+    """`call()` under yappi's CPU clock, every thread; the top functions go to `path`."""
+    import yappi  # type: ignore[import-not-found,import-untyped,unused-ignore]
+
+    yappi.set_clock_type("cpu")
+    yappi.start()
+    try:
+        return call()
+    finally:
+        yappi.stop()
+        with open(path, "w") as out:
+            stats = yappi.get_func_stats()
+            stats.sort("tsub")
+            stats.print_all(out=out, columns={0: ("name", 90), 1: ("ncall", 9), 2: ("tsub", 8),
+                                              3: ("ttot", 8), 4: ("tavg", 8)})
+            print("\n--- by total ---", file=out)
+            stats.sort("ttot")
+            stats.print_all(out=out, columns={0: ("name", 90), 1: ("ncall", 9), 2: ("tsub", 8),
+                                              3: ("ttot", 8), 4: ("tavg", 8)})
+        yappi.clear_stats()
 
 
 def list_calls_for_one_hour(keys: int) -> tuple[int, int, int]:
@@ -232,6 +259,8 @@ def main() -> None:
     parser.add_argument("--s3-latency", type=float, default=0.0,
                         help="ms added to every S3 call of replay (compares with the POST ceiling)")
     parser.add_argument("--concurrency", type=int, default=8, help="replay --concurrency")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="with --s3-latency: profile replay (yappi, CPU clock, all threads) into FILE")
     parser.add_argument("--serve-receiver", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_receiver:
@@ -263,16 +292,20 @@ def main() -> None:
               f"{os.cpu_count()} CPUs", file=sys.stderr)
 
         if args.s3_latency:
-            posted, ceiling_s = post_ceiling(s3, bucket, url, args.concurrency)
-            t = time.perf_counter()
-            delivered, calls = with_tool(bucket, url, args.concurrency, args.s3_latency / 1000)
-            tool_s = time.perf_counter() - t
+            posted, ceiling_s, ceiling_cpu = post_ceiling(s3, bucket, url, args.concurrency)
+            cpu, t = time.process_time(), time.perf_counter()
+            delivered, calls = with_tool(bucket, url, args.concurrency, args.s3_latency / 1000,
+                                         args.profile)
+            tool_s, tool_cpu = time.perf_counter() - t, time.process_time() - cpu
             assert delivered == posted == args.events, (delivered, posted)
             ceiling_rate, tool_rate = posted / ceiling_s, delivered / tool_s
+            # CPU of this process only: the receiver and the moto server are other processes.
             print(f"POST ceiling, {args.concurrency} threads, {args.latency:g} ms receiver: "
-                  f"{posted} events in {ceiling_s:6.2f} s = {ceiling_rate:7.1f} events/s")
+                  f"{posted} events in {ceiling_s:6.2f} s = {ceiling_rate:7.1f} events/s "
+                  f"({1000 * ceiling_cpu / posted:.2f} ms CPU per POST)")
             print(f"replay --concurrency {args.concurrency}, {args.s3_latency:g} ms per S3 call: "
-                  f"{delivered} events in {tool_s:6.2f} s = {tool_rate:7.1f} events/s ({calls} list calls)")
+                  f"{delivered} events in {tool_s:6.2f} s = {tool_rate:7.1f} events/s ({calls} list calls, "
+                  f"{1000 * tool_cpu / delivered:.2f} ms CPU per event)")
             print(f"ratio replay/ceiling: {tool_rate / ceiling_rate:.2f} (target >= 0.8)")
             return
         t = time.perf_counter()
