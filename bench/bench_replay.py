@@ -20,14 +20,19 @@ botocore `before-send` hook on its client, in this bench only), as a GET to real
 on the network. Then the naive loop is left out (one GET and one POST at a time would take
 minutes) and the baseline is the receiver's own ceiling: the same payloads POSTed by
 `--concurrency` threads with nothing else to do. Target: replay at least 0.8x that ceiling.
+It prints the CPU each process spent per replayed event (replay, the local S3, the receiver).
+`--s3 lite` serves S3 from `S3Lite` (in-memory, keep-alive) instead of moto's server, which
+spends 4-5 ms of this machine's CPU per GetObject that real S3 spends on AWS's machines.
+`--profile FILE` writes a yappi profile of the replay (CPU clock, every thread) to FILE.
 
 Usage: .venv/bin/python bench/bench_replay.py [--events 5000] [--latency 0] [--big 100000]
-       .venv/bin/python bench/bench_replay.py --s3-latency 20 --latency 20 [--concurrency 8]
+       .venv/bin/python bench/bench_replay.py --s3-latency 20 --latency 20 [--concurrency 8] [--s3 lite]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -37,14 +42,20 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, unquote
+from xml.sax.saxutils import escape
+
+T = TypeVar("T")
 
 STATUSES = ("PENDING", "STARTING", "RUNNING", "STOPPING", "COMPLETED")
 PREFIX = "omics-run-events"
-TOKEN = "bench-token"
+TOKEN = "bench-token-0123456789"  # check_token wants 12 characters or more
 T0 = datetime(2026, 11, 23, 1, 0, 0, tzinfo=UTC)
 
 
@@ -94,6 +105,93 @@ class Receiver:
         self.server.server_close()
 
 
+class S3Lite:
+    """The few S3 calls replay makes, served from memory: PUT bucket/object, ListObjectsV2 (path
+    style, `prefix`, `start-after`, `max-keys`, continuation), GetObject; no signature check.
+
+    The stand-in for S3 in `--s3 lite`: moto's server spends 4 to 5 ms of this machine's CPU on
+    every GetObject (under one GIL: it serves at most ~230 a second), which real S3 spends on its
+    own machines. Keep-alive, as real S3 keeps its connections open.
+    """
+
+    NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+
+    def __init__(self, port: int = 0):
+        self.buckets: dict[str, dict[str, tuple[bytes, str, str]]] = {}  # body, date, ETag
+        lite = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _split(self) -> tuple[str, str, dict[str, str]]:
+                path, _, query = self.path.partition("?")
+                bucket, _, key = path.lstrip("/").partition("/")
+                params = {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
+                return unquote(bucket), unquote(key), params
+
+            def _answer(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                for name, value in (headers or {"Content-Type": "application/xml"}).items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_PUT(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                bucket, key, _ = self._split()
+                if not key:
+                    lite.buckets.setdefault(bucket, {})
+                    return self._answer(200, b"")
+                etag = f'"{hashlib.md5(body).hexdigest()}"'
+                lite.buckets[bucket][key] = (body, formatdate(usegmt=True), etag)
+                self._answer(200, b"", {"ETag": etag})
+
+            def do_GET(self) -> None:
+                bucket, key, params = self._split()
+                objects = lite.buckets.get(bucket)
+                if objects is None:
+                    return self._answer(404, b"<Error><Code>NoSuchBucket</Code></Error>")
+                if key:
+                    found = objects.get(key)
+                    if found is None:
+                        return self._answer(404, b"<Error><Code>NoSuchKey</Code></Error>")
+                    return self._answer(200, found[0], {
+                        "Content-Type": "application/json", "Last-Modified": found[1], "ETag": found[2]})
+                self._answer(200, lite.list_v2(bucket, params))
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def list_v2(self, bucket: str, params: dict[str, str]) -> bytes:
+        prefix, limit = params.get("prefix", ""), int(params.get("max-keys") or 1000)
+        after = params.get("continuation-token") or params.get("start-after", "")
+        keys = sorted(k for k in self.buckets[bucket] if k.startswith(prefix) and k > after)
+        page, truncated = keys[:limit], len(keys) > limit
+        parts = [f'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="{self.NS}">',
+                 f"<Name>{bucket}</Name><Prefix>{escape(prefix)}</Prefix><KeyCount>{len(page)}</KeyCount>",
+                 f"<MaxKeys>{limit}</MaxKeys><IsTruncated>{str(truncated).lower()}</IsTruncated>"]
+        for key in page:
+            body = self.buckets[bucket][key][0]
+            parts.append(f"<Contents><Key>{escape(key)}</Key><LastModified>2026-11-23T01:00:00.000Z"
+                         f"</LastModified><Size>{len(body)}</Size><StorageClass>STANDARD</StorageClass>"
+                         "</Contents>")
+        if truncated:
+            parts.append(f"<NextContinuationToken>{escape(page[-1])}</NextContinuationToken>")
+        parts.append("</ListBucketResult>")
+        return "".join(parts).encode()
+
+
+def serve_s3(port: int) -> None:
+    S3Lite(port)
+    threading.Event().wait()
+
+
 def fill_archive(s3: Any, bucket: str, events: int) -> None:
     from omics_edp_cli.omics.archive import archive_key
 
@@ -126,8 +224,9 @@ def naive(s3: Any, bucket: str, url: str) -> int:
     return len(keys)
 
 
-def post_ceiling(s3: Any, bucket: str, url: str, concurrency: int) -> tuple[int, float]:
-    """(events, seconds): every archived payload POSTed by `concurrency` threads, nothing else.
+def post_ceiling(s3: Any, bucket: str, url: str, concurrency: int) -> tuple[int, float, float]:
+    """(events, seconds, CPU seconds of this process): every archived payload POSTed by
+    `concurrency` threads, nothing else.
 
     The payloads are read first (not timed): this is the most the receiver takes at that
     concurrency, the bound replay's delivery cannot pass.
@@ -147,13 +246,27 @@ def post_ceiling(s3: Any, bucket: str, url: str, concurrency: int) -> tuple[int,
                                 headers={"X-Internal-API-Key": TOKEN, "Content-Type": "application/json"})
         response.raise_for_status()
 
-    t = time.perf_counter()
+    cpu, t = time.process_time(), time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         list(pool.map(post, payloads))
-    return len(payloads), time.perf_counter() - t
+    return len(payloads), time.perf_counter() - t, time.process_time() - cpu
 
 
-def with_tool(bucket: str, url: str, concurrency: int = 8, s3_latency: float = 0.0) -> tuple[int, int]:
+class PhaseTimes:
+    """Replay's progress protocol, keeping when each phase began (listing, replaying)."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, float] = {}
+
+    def phase(self, name: str, total: int | None) -> None:
+        self.started[name] = time.perf_counter()
+
+    def advance(self, count: int = 1) -> None:
+        pass
+
+
+def with_tool(bucket: str, url: str, concurrency: int = 8, s3_latency: float = 0.0,
+              profile: str | None = None, progress: PhaseTimes | None = None) -> tuple[int, int]:
     from omics_edp_cli.aws import ClientFactory
     from omics_edp_cli.ops.replay.execute import replay
     from omics_edp_cli.ops.replay.plan import ReplayOptions, plan_replay
@@ -166,9 +279,34 @@ def with_tool(bucket: str, url: str, concurrency: int = 8, s3_latency: float = 0
         clients.client("s3").meta.events.register(
             "before-send.s3.*", lambda **_: time.sleep(s3_latency))
     plan = plan_replay(options, clients, env={"OMICS_EDP_API_TOKEN": TOKEN})
-    result = replay(plan, clients)
+    if profile:
+        result = profiled(profile, lambda: replay(plan, clients, progress))
+    else:
+        result = replay(plan, clients, progress)
     assert result.ok, result.summary()
     return result.summary()["delivered"], result.selection.list_calls
+
+
+def profiled(path: str, call: Callable[[], T]) -> T:
+    """`call()` under yappi's CPU clock, every thread; the top functions go to `path`."""
+    import yappi  # type: ignore[import-not-found,import-untyped,unused-ignore]
+
+    yappi.set_clock_type("cpu")
+    yappi.start()
+    try:
+        return call()
+    finally:
+        yappi.stop()
+        with open(path, "w") as out:
+            stats = yappi.get_func_stats()
+            stats.sort("tsub")
+            stats.print_all(out=out, columns={0: ("name", 90), 1: ("ncall", 9), 2: ("tsub", 8),
+                                              3: ("ttot", 8), 4: ("tavg", 8)})
+            print("\n--- by total ---", file=out)
+            stats.sort("ttot")
+            stats.print_all(out=out, columns={0: ("name", 90), 1: ("ncall", 9), 2: ("tsub", 8),
+                                              3: ("ttot", 8), 4: ("tavg", 8)})
+        yappi.clear_stats()
 
 
 def list_calls_for_one_hour(keys: int) -> tuple[int, int, int]:
@@ -206,6 +344,16 @@ def list_calls_for_one_hour(keys: int) -> tuple[int, int, int]:
             os.environ["AWS_ENDPOINT_URL"] = endpoint
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of another process so far (Linux /proc; 0 where there is none)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_for_port(port: int, process: subprocess.Popen[Any], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -232,10 +380,17 @@ def main() -> None:
     parser.add_argument("--s3-latency", type=float, default=0.0,
                         help="ms added to every S3 call of replay (compares with the POST ceiling)")
     parser.add_argument("--concurrency", type=int, default=8, help="replay --concurrency")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="with --s3-latency: profile replay (yappi, CPU clock, all threads) into FILE")
+    parser.add_argument("--s3", choices=("moto", "lite"), default="moto",
+                        help="the local S3: moto's server, or a minimal in-memory one (S3Lite)")
+    parser.add_argument("--serve-s3", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--serve-receiver", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_receiver:
         return serve_receiver(args.serve_receiver, args.latency)
+    if args.serve_s3:
+        return serve_s3(args.serve_s3)
 
     for name, value in (("AWS_ACCESS_KEY_ID", "bench"), ("AWS_SECRET_ACCESS_KEY", "bench"),
                         ("AWS_DEFAULT_REGION", "us-east-1")):
@@ -244,8 +399,9 @@ def main() -> None:
 
     moto_port, receiver_port = free_port(), free_port()
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                             str(moto_port)], **quiet)  # type: ignore[call-overload]
+    s3_command = (["-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)] if args.s3 == "moto"
+                  else [__file__, "--serve-s3", str(moto_port)])
+    moto = subprocess.Popen([sys.executable, *s3_command], **quiet)  # type: ignore[call-overload]
     receiver = subprocess.Popen([sys.executable, __file__, "--serve-receiver", str(receiver_port),
                                  "--latency", str(args.latency)], **quiet)  # type: ignore[call-overload]
     try:
@@ -258,21 +414,33 @@ def main() -> None:
         s3.create_bucket(Bucket=bucket)
         t = time.perf_counter()
         fill_archive(s3, bucket, args.events)
-        print(f"archive: {args.events} payloads in s3://{bucket}/{PREFIX}/ "
+        print(f"archive: {args.events} payloads in s3://{bucket}/{PREFIX}/ on {args.s3} "
               f"({time.perf_counter() - t:.1f} s to write); receiver latency {args.latency:g} ms; "
               f"{os.cpu_count()} CPUs", file=sys.stderr)
 
         if args.s3_latency:
-            posted, ceiling_s = post_ceiling(s3, bucket, url, args.concurrency)
-            t = time.perf_counter()
-            delivered, calls = with_tool(bucket, url, args.concurrency, args.s3_latency / 1000)
-            tool_s = time.perf_counter() - t
+            posted, ceiling_s, ceiling_cpu = post_ceiling(s3, bucket, url, args.concurrency)
+            phases = PhaseTimes()
+            others = {"moto server" if args.s3 == "moto" else "S3Lite": moto.pid, "receiver": receiver.pid}
+            before = {name: cpu_seconds(pid) for name, pid in others.items()}
+            cpu, t = time.process_time(), time.perf_counter()
+            delivered, calls = with_tool(bucket, url, args.concurrency, args.s3_latency / 1000,
+                                         args.profile, phases)
+            tool_s, tool_cpu = time.perf_counter() - t, time.process_time() - cpu
+            spent = {name: cpu_seconds(pid) - before[name] for name, pid in others.items()}
             assert delivered == posted == args.events, (delivered, posted)
             ceiling_rate, tool_rate = posted / ceiling_s, delivered / tool_s
+            listing = phases.started.get("replaying", t) - t
+            # CPU of this process only: the receiver and the moto server are other processes.
             print(f"POST ceiling, {args.concurrency} threads, {args.latency:g} ms receiver: "
-                  f"{posted} events in {ceiling_s:6.2f} s = {ceiling_rate:7.1f} events/s")
+                  f"{posted} events in {ceiling_s:6.2f} s = {ceiling_rate:7.1f} events/s "
+                  f"({1000 * ceiling_cpu / posted:.2f} ms CPU per POST)")
             print(f"replay --concurrency {args.concurrency}, {args.s3_latency:g} ms per S3 call: "
-                  f"{delivered} events in {tool_s:6.2f} s = {tool_rate:7.1f} events/s ({calls} list calls)")
+                  f"{delivered} events in {tool_s:6.2f} s = {tool_rate:7.1f} events/s ({calls} list calls "
+                  f"in the first {listing:.2f} s)")
+            print("CPU per replayed event: " + ", ".join(
+                [f"replay process {1000 * tool_cpu / delivered:.2f} ms"]
+                + [f"{name} {1000 * spent[name] / delivered:.2f} ms" for name in others]))
             print(f"ratio replay/ceiling: {tool_rate / ceiling_rate:.2f} (target >= 0.8)")
             return
         t = time.perf_counter()

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from omics_edp_cli.errors import ConfigError
@@ -31,6 +33,79 @@ def _config(custom_endpoint: bool) -> Config:
     # Some APIs (HealthOmics: "workflows-") put a prefix on the host name. Against a custom
     # endpoint (a local fake or moto on 127.0.0.1) that would make the host unreachable.
     return config.merge(Config(inject_host_prefix=False)) if custom_endpoint else config
+
+
+# S3's endpoint rules take `Key`, `Prefix` and `CopySource` as parameters but no rule reads them.
+# botocore caches a resolved endpoint by all the parameters, so every call on another key
+# misses the cache and evaluates the whole rule tree again: about a third of the CPU of a
+# GetObject (boto/botocore#3528; newer botocore drops the three itself).
+UNUSED_S3_ENDPOINT_PARAMS = ("Key", "Prefix", "CopySource")
+
+
+def referenced_endpoint_params(ruleset: Any) -> set[str]:
+    """Every parameter an endpoint rule set reads: `{"ref": name}` and `{name}` in templates."""
+    found: set[str] = set()
+    stack = [ruleset]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("ref")
+            if isinstance(ref, str):
+                found.add(ref)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str) and "{" in node:
+            found.update(_TEMPLATE_REF.findall(node))
+    return found
+
+
+_TEMPLATE_REF = re.compile(r"\{([A-Za-z][A-Za-z0-9_]*)")
+
+
+def cache_s3_endpoints(client: Any, session: Any) -> bool:
+    """Leave out of `client`'s endpoint resolution the S3 parameters no rule reads, so the
+    endpoint is resolved once per bucket, not once per key. Only when this botocore's rule set
+    indeed reads none of them; returns whether it did."""
+    resolver = getattr(client, "_ruleset_resolver", None)
+    params = getattr(resolver, "_param_definitions", None)
+    if not isinstance(params, dict) or not any(n in params for n in UNUSED_S3_ENDPOINT_PARAMS):
+        return False
+    model = client.meta.service_model
+    ruleset = session.get_component("data_loader").load_service_model(
+        model.service_name, "endpoint-rule-set-1", model.api_version)
+    if referenced_endpoint_params(ruleset) & set(UNUSED_S3_ENDPOINT_PARAMS):
+        return False
+    resolver._param_definitions = {  # type: ignore[union-attr]
+        name: spec for name, spec in params.items() if name not in UNUSED_S3_ENDPOINT_PARAMS}
+    return True
+
+
+# `Last-Modified: Wed, 02 Dec 2026 01:51:13 GMT`: the form of every timestamp in S3's headers.
+_HTTP_DATE = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d\d) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+    r"(\d{4}) (\d\d):(\d\d):(\d\d) GMT")
+_MONTHS = {m: i for i, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+
+
+def parse_timestamp(value: Any) -> Any:
+    """botocore's timestamp parser with a fast path for HTTP dates (the same datetime, in
+    `tzutc()`): botocore hands every one to `dateutil`, two per GetObject, a tenth of its CPU.
+    Anything else (ISO 8601 in XML bodies, epoch seconds) goes to botocore's own parser."""
+    from botocore.utils import parse_timestamp as botocore_parse
+
+    match = _HTTP_DATE.fullmatch(value) if isinstance(value, str) else None
+    if match:
+        from dateutil.tz import tzutc  # type: ignore[import-untyped,unused-ignore]
+
+        day, month, year, hour, minute, second = match.groups()
+        try:
+            return datetime(int(year), _MONTHS[month], int(day), int(hour), int(minute),
+                            int(second), tzinfo=tzutc())
+        except ValueError:
+            pass  # botocore's parser says what is wrong with it
+    return botocore_parse(value)
 
 
 def has_custom_endpoint(service: str, endpoint_url: str | None = None) -> bool:
@@ -76,6 +151,9 @@ class ClientFactory:
                     profile_name=self.profile, region_name=region,
                     aws_access_key_id=keys[0], aws_secret_access_key=keys[1],
                 )
+                # Every client of this session parses HTTP-date headers without dateutil.
+                self._session._session.get_component("response_parser_factory").set_parser_defaults(
+                    timestamp_parser=parse_timestamp)
             except ProfileNotFound as e:
                 raise ConfigError(
                     f"AWS profile {self.profile!r} not found: check --profile or AWS_PROFILE"
@@ -99,11 +177,14 @@ class ClientFactory:
 
             try:
                 session: Any = self.session()  # any service name: the stubs overload per literal
-                self._clients[service] = session.client(service, **kwargs)
+                client = session.client(service, **kwargs)
             except NoRegionError as e:
                 raise ConfigError(
                     "No AWS region configured: pass --region or set AWS_REGION"
                 ) from e
+            if service == "s3":
+                cache_s3_endpoints(client, session._session)
+            self._clients[service] = client
         return self._clients[service]
 
 

@@ -8,6 +8,7 @@ event overwrites the same object instead of adding one.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -44,7 +45,13 @@ def time_from_key(key: str) -> datetime | None:
     match = KEY_RE.search(key)
     if not match:
         return None
-    return datetime.strptime(match.group(1), KEY_TIME_FORMAT).replace(tzinfo=UTC)
+    return _stamp_time(match.group(1))
+
+
+@functools.lru_cache(maxsize=1024)
+def _stamp_time(stamp: str) -> datetime:
+    """`20261123_010000` → its UTC datetime (`strptime` is slow; keys share their seconds)."""
+    return datetime.strptime(stamp, KEY_TIME_FORMAT).replace(tzinfo=UTC)
 
 
 def rejected_key(prefix: str, raw: Any, now: datetime) -> str:

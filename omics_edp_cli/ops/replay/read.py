@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from omics_edp_cli.errors import ArchiveError
@@ -70,6 +71,11 @@ class ArchivedEvent:
         return _text(self.payload, "event_time")
 
     def order_key(self) -> tuple[datetime, int, str]:
+        return self._order_key
+
+    @cached_property
+    def _order_key(self) -> tuple[datetime, int, str]:
+        # Computed once: the reader's heap and the deliverer's sort both ask for it.
         return (parse_time(self.event_time or ""), STATUS_RANK.get(self.status or "", 9), self.key)
 
     def outcome(self, outcome: str, **kwargs: Any) -> EventOutcome:
@@ -132,9 +138,10 @@ class ArchiveReader:
     def __init__(self, plan: ReplayPlan, s3: Any, keys: list[str], threads: int = READ_THREADS):
         self.plan = plan
         self.store = ArchiveStore(s3, plan.bucket, plan.prefix)
-        seed = [k for k in keys if not deterministic_key(k)]
+        ours = [deterministic_key(k) for k in keys]
+        seed = [k for k, o in zip(keys, ours, strict=True) if not o]
         self.seed_count = len(seed)
-        self.keys = seed + [k for k in keys if deterministic_key(k)]
+        self.keys = seed + [k for k, o in zip(keys, ours, strict=True) if o]
         self.threads = max(1, threads)
         self.read = 0
         self.filtered_out = 0
