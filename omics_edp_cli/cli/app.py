@@ -10,7 +10,6 @@ import typer
 from omics_edp_cli import __version__
 from omics_edp_cli.cli.context import OUTPUT_HELP, AppContext, OutputFormat
 from omics_edp_cli.cli.lazy import LazyCommand, LazyGroup
-from omics_edp_cli.omics.config import AUTH_TOKEN, CLI_TOKEN_ENV
 from omics_edp_cli.omics.secrets import remember
 
 # Every command, in the order `omics-edp --help` lists them. Each module is imported when its
@@ -109,6 +108,8 @@ def root(
     if output is not None:
         obj.output = output
     obj.verbose = verbose or obj.verbose
+    from omics_edp_cli.omics.config import AUTH_TOKEN, CLI_TOKEN_ENV  # not needed for --help
+
     for name in (CLI_TOKEN_ENV, AUTH_TOKEN):  # masked in everything printed, by every command
         remember((os.environ.get(name) or "").strip())
     import logging  # here, not at the top: `omics-edp --help` starts without it

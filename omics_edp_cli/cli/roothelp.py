@@ -35,6 +35,12 @@ def _console() -> Console:
     return Console(width=int(width) if width else None, force_terminal=force)
 
 
+def _markup(text: str, style: str = "") -> Text:
+    """Rich markup as Typer's "rich" mode reads it. Emoji codes are not replaced: no help here
+    has one, and their table (`rich._emoji_codes`) would cost a few ms of start-up."""
+    return Text.from_markup(text, style=style, emoji=False)
+
+
 def _paragraphs(text: str) -> list[str]:
     """Click's rules: blank lines separate paragraphs, single line breaks are joined."""
     return [p.replace("\n", " ").strip() for p in text.strip().split("\n\n")]
@@ -46,18 +52,18 @@ def _option_row(param: TyperOption, ctx: Context) -> list[Any]:
     kind = param.display_type_rich(ctx=ctx)
     helps: list[Text] = []
     if text := getattr(param, "help", None):
-        helps.append(Text.from_markup("\n".join(_paragraphs(text))))
+        helps.append(_markup("\n".join(_paragraphs(text))))
     envvar = getattr(param, "envvar", None)
     if envvar and getattr(param, "show_envvar", False):
         names = envvar if isinstance(envvar, str) else ", ".join(envvar)
         helps.append(Text(f"[env var: {names}]", style="dim yellow"))
     # Typer's six columns: long and short names, their negative forms (none here), type, help.
-    return [Text(longs, style=OPTION), Text(shorts, style=SWITCH), "", "",
+    return [Text(longs, style=OPTION), Text(shorts, style=SWITCH), Text(), Text(),
             Text(kind or "", style=TYPES, overflow="fold"), Columns(helps)]
 
 
 def _panel(title: str, table: Table) -> Panel:
-    return Panel(table, border_style=DIM, title=title, title_align="left")
+    return Panel(table, border_style=DIM, title=Text(title), title_align="left")
 
 
 def _table() -> Table:
@@ -71,7 +77,7 @@ def print_root_help(group: TyperGroup, ctx: Context) -> None:
         "Usage: ")), 1), style="bold", highlight=False)
     if group.help:  # the first paragraph plain, the rest dim, a blank line between
         first, *rest = _paragraphs(group.help)
-        lines = [Text.from_markup(first)] + [Text.from_markup(f"\n{p}", style=DIM) for p in rest]
+        lines = [_markup(first)] + [_markup(f"\n{p}", style=DIM) for p in rest]
         console.print(Padding(Group(*lines), (0, 1, 1, 1)))
     options = _table()
     for param in group.get_params(ctx):
@@ -85,5 +91,5 @@ def print_root_help(group: TyperGroup, ctx: Context) -> None:
     for name in names:
         command = group.get_command(ctx, name)
         text = (command.short_help or command.help or "") if command else ""
-        commands.add_row(name, Text.from_markup(_paragraphs(text)[0]))
+        commands.add_row(Text(name), _markup(_paragraphs(text)[0]))
     console.print(_panel("Commands", commands))

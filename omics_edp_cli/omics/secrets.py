@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from omics_edp_cli.errors import ConfigError, OperationError
-from omics_edp_cli.omics import config
 
 MASK = "***"
 MIN_TOKEN_LENGTH = 12
@@ -50,6 +49,8 @@ def check_token(token: str, source: str) -> str:
 
 def resolve_token(secretsmanager: Any, env: Mapping[str, str] | None = None) -> str | None:
     """`AUTH_TOKEN` wins; else the `AUTH_TOKEN` key of the JSON secret named by `ENV_SECRETS`."""
+    from omics_edp_cli.omics import config  # here: `omics-edp --help` starts without it
+
     env = os.environ if env is None else env
     if env.get(config.AUTH_TOKEN):
         return check_token(env[config.AUTH_TOKEN], f"environment variable {config.AUTH_TOKEN}")
