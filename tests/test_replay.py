@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.cli.app import app
-from omics_edp_cli.cli.replay import RichProgress
+from omics_edp_cli.cli.progress import RichProgress
 from omics_edp_cli.local.receiver import CallbackReceiver, Scripted
 from omics_edp_cli.omics.archive import archive_key
 from omics_edp_cli.ops.replay.execute import replay

@@ -18,8 +18,8 @@ from omics_edp_cli.cli.options import (
     RateOption,
     UntilOption,
 )
+from omics_edp_cli.cli.progress import RichProgress
 from omics_edp_cli.cli.render import render_rows
-from omics_edp_cli.cli.replay import RichProgress
 from omics_edp_cli.omics.reconcile import IN_SYNC, ReconcileResult
 from omics_edp_cli.ops.reconcile.execute import reconcile
 from omics_edp_cli.ops.reconcile.plan import ReconcileOptions, ReconcilePlan, plan_reconcile

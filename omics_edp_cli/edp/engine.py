@@ -18,7 +18,6 @@ engine changes it. Time rules, written once here:
 
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
 from array import array
@@ -41,7 +40,6 @@ MIN_DEDUPE_WINDOW = 900.0
 RECENT_CAP = 10_000
 HISTORY_SIZE = 10
 _BATCH_NAMESPACE = uuid.UUID("5d1c9d0e-7c59-4b4a-9c55-0f6f9b3f2a11")
-_NAMESPACE_BYTES = _BATCH_NAMESPACE.bytes
 # One counted object as its batch's manifest lists it:
 # (key, size, ETag, sequencer, event time, version id).
 ObjectRecord = tuple[str, int | None, str | None, str, float, str | None]
@@ -186,16 +184,8 @@ class Added:
 
 def batch_id(bucket: str, prefix: str, opened_at: float, first_digest: int) -> str:
     """Stable id: the same input gives the same id through every store and the simulator
-    (the digest written as the 16 hex digits it was when digests were strings).
-
-    `uuid.uuid5` of that name, computed without its `UUID` object (a third of the cost).
-    """
-    name = f"{bucket}/{prefix}\n{opened_at!r}\n{first_digest:016x}".encode()
-    raw = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest()[:16])
-    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    (the digest written as the 16 hex digits it was when digests were strings)."""
+    return str(uuid.uuid5(_BATCH_NAMESPACE, f"{bucket}/{prefix}\n{opened_at!r}\n{first_digest:016x}"))
 
 
 def compile_ignore(globs: Iterable[str]) -> re.Pattern[str] | None:

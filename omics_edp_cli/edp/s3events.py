@@ -31,7 +31,7 @@ class ObjectEvent:
     `digest` identifies the write for de-duplication: a repeated delivery has the same one
     (see `object_digest`).
     (Not frozen: a frozen dataclass costs four times as much to create, and the simulator
-    creates one per event; `__init__` is written out, digest included, for the same reason.)
+    creates one per event; `__init__` is written out for the same reason.)
     """
 
     bucket: str
@@ -47,18 +47,14 @@ class ObjectEvent:
                  etag: str | None = None, version_id: str | None = None) -> None:
         self.bucket, self.key, self.sequencer, self.time = bucket, key, sequencer, time
         self.size, self.etag, self.version_id = size, etag, version_id
-        # object_digest, inline
-        self.digest = _from_bytes(_blake2b(f"{key}\0{sequencer}".encode(), digest_size=8).digest(), "big")
-
-
-_blake2b, _from_bytes = hashlib.blake2b, int.from_bytes
+        self.digest = object_digest(key, sequencer)
 
 
 def object_digest(key: str, sequencer: str) -> int:
     """The 8-byte BLAKE2b digest of key and sequencer, as an unsigned int (its 16 hex digits,
     big-endian, are what a batch id and the stored state are made of): short enough to keep
     thousands in one DynamoDB item, and 8 bytes in the engine's de-duplication window."""
-    return _from_bytes(_blake2b(f"{key}\0{sequencer}".encode(), digest_size=8).digest(), "big")
+    return int.from_bytes(hashlib.blake2b(f"{key}\0{sequencer}".encode(), digest_size=8).digest(), "big")
 
 
 _time_cache: dict[str, float] = {}

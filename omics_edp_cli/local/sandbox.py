@@ -217,37 +217,14 @@ class LocalAws:
         self._process = None
         if process.stdin is not None:
             process.stdin.close()
-        if not _exited(process, 10.0):
+        try:
+            process.wait(timeout=10.0)
+        except subprocess.TimeoutExpired:
             process.kill()
-        process.wait()
+            process.wait()
         if process.stdout is not None:
             process.stdout.close()
         self._log.close()
-
-
-def _exited(process: subprocess.Popen[bytes], timeout: float) -> bool:
-    """Wait up to `timeout` for `process` to end, woken by its end (a pidfd), not by polling.
-
-    `Popen.wait(timeout)` polls with growing sleeps (~30 ms for a process that ends at once).
-    """
-    if not hasattr(os, "pidfd_open"):  # not Linux ≥ 5.3
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return False
-        return True
-    if process.returncode is not None:  # reaped: its pid may be another process's now
-        return True
-    try:
-        fd = os.pidfd_open(process.pid)
-    except ProcessLookupError:  # already gone
-        return True
-    try:
-        with selectors.DefaultSelector() as selector:
-            selector.register(fd, selectors.EVENT_READ)
-            return bool(selector.select(timeout=timeout))
-    finally:
-        os.close(fd)
 
 
 def _free_port() -> int:
