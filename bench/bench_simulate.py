@@ -125,8 +125,8 @@ def synthetic_args(events: int) -> list[str]:
 
 def heap_peak_mb(path: Path) -> tuple[float, int, int]:
     from omics_edp_cli.edp.config import BatchRules
+    from omics_edp_cli.ops.simulate.eventlog import EventLogSource
     from omics_edp_cli.ops.simulate.execute import simulate
-    from omics_edp_cli.ops.simulate.sources import EventLogSource
 
     tracemalloc.start()
     [run] = simulate(EventLogSource(str(path), lambda n, r: None), [BatchRules()])
@@ -140,9 +140,9 @@ def breakdown(path: Path, runs: int) -> list[tuple[str, float]]:
     from omics_edp_cli.edp.config import BatchRules
     from omics_edp_cli.edp.engine import Engine
     from omics_edp_cli.edp.s3events import ObjectEvent
+    from omics_edp_cli.ops.simulate.eventlog import EventLogSource
     from omics_edp_cli.ops.simulate.execute import simulate
     from omics_edp_cli.ops.simulate.report import json_chunks
-    from omics_edp_cli.ops.simulate.sources import EventLogSource
 
     def best(fn) -> float:
         return min(timed(fn)[1] for _ in range(runs))

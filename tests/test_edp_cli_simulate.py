@@ -28,9 +28,10 @@ from omics_edp_cli.cli.context import AppContext
 from omics_edp_cli.edp.config import BatchRules
 from omics_edp_cli.edp.engine import MIN_DEDUPE_WINDOW
 from omics_edp_cli.edp.s3events import ObjectEvent, iso_time, parse_time
+from omics_edp_cli.ops.simulate.eventlog import EventLogSource
 from omics_edp_cli.ops.simulate.execute import Run, simulate
 from omics_edp_cli.ops.simulate.report import summary
-from omics_edp_cli.ops.simulate.sources import EventLogSource, S3ListingSource
+from omics_edp_cli.ops.simulate.sources import S3ListingSource
 
 runner = CliRunner()
 PARAMS = str(FIXTURES / "params/edp.parameters.json")

@@ -9,6 +9,7 @@ from conftest import FIXTURES
 
 from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.errors import ConfigError
+from omics_edp_cli.ops.simulate.eventlog import EventLogSource
 from omics_edp_cli.ops.simulate.plan import (
     BurstFlags,
     InputKind,
@@ -16,7 +17,7 @@ from omics_edp_cli.ops.simulate.plan import (
     open_source,
     plan_simulate,
 )
-from omics_edp_cli.ops.simulate.sources import DEFAULT_BUCKET, BurstSource, EventLogSource
+from omics_edp_cli.ops.simulate.sources import DEFAULT_BUCKET, BurstSource
 from omics_edp_cli.ops.simulate.thresholds import ThresholdFlags
 
 

@@ -162,7 +162,7 @@ def test_lines_read_by_the_scanner_give_what_json_loads_gives(tmp_path):
     from edp.samples import eventbridge_event
 
     from omics_edp_cli.edp.s3events import S3EventError, parse_message
-    from omics_edp_cli.ops.simulate.sources import EventLogSource
+    from omics_edp_cli.ops.simulate.eventlog import EventLogSource
 
     good = json.dumps(eventbridge_event("run/a/f1", "S1", time="2026-03-02T10:00:00Z"))
     lines = [good, "  " + good, good + "  ", good + " x", good + "\x0c", "\ufeff" + good, "{", "[1, 2",

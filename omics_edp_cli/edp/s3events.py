@@ -174,14 +174,21 @@ def eventbridge_object(event: dict[str, Any]) -> ObjectEvent:
         raise S3EventError(f"EventBridge S3 event without {e}") from None
     except TypeError:  # a string or list where an object belongs
         raise S3EventError("EventBridge S3 event whose detail, bucket or object is not an object") from None
+    return eventbridge_fields(bucket, key, text, obj.get("sequencer"), obj.get("etag"),
+                              obj.get("size"), obj.get("version-id"))
+
+
+def eventbridge_fields(bucket: Any, key: Any, text: Any, sequencer: Any, etag: Any, size: Any,
+                       version: Any) -> ObjectEvent:
+    """The `ObjectEvent` of an EventBridge `Object Created` event's fields, as JSON decoded them
+    (`detail.bucket.name`, `detail.object.key`, `time`, and the object's `sequencer`, `etag`,
+    `size` and `version-id`, None where absent): one set of rules for every reader."""
     if type(key) is not str or not key or type(bucket) is not str or not bucket:
         raise S3EventError("EventBridge S3 event with an empty or non-string bucket name or object key")
     when = _time_cache.get(text) if type(text) is str else None
     if when is None:
         when = parse_time(text)
-    sequencer = obj.get("sequencer") or obj.get("etag") or ""
-    size = obj.get("size")
-    etag, version = obj.get("etag"), obj.get("version-id")
+    sequencer = sequencer or etag or ""
     return ObjectEvent(bucket, key, sequencer if type(sequencer) is str else str(sequencer),
                        when, size if type(size) is int else None,
                        etag if type(etag) is str else None, version if type(version) is str else None)

@@ -17,13 +17,13 @@ from omics_edp_cli.edp.config import BatchRules, parse_seconds
 from omics_edp_cli.edp.s3events import parse_time
 from omics_edp_cli.errors import ConfigError
 from omics_edp_cli.ops.simulate import sources
+from omics_edp_cli.ops.simulate.eventlog import EventLogSource
 from omics_edp_cli.ops.simulate.execute import Run
 from omics_edp_cli.ops.simulate.plot import check_plot_file
 from omics_edp_cli.ops.simulate.sources import (
     DEFAULT_BUCKET,
     DEFAULT_START,
     BurstSource,
-    EventLogSource,
     S3ListingSource,
     Source,
     burst_from_flags,

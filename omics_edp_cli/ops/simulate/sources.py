@@ -8,14 +8,12 @@ from __future__ import annotations
 import heapq
 import json
 import math
-import os
 import random
-import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any
 
 import yaml
 
@@ -23,8 +21,6 @@ from omics_edp_cli.edp.config import parse_seconds
 from omics_edp_cli.edp.s3events import (
     ObjectEvent,
     S3EventError,
-    eventbridge_object,
-    parse_message,
     parse_time,
 )
 from omics_edp_cli.errors import ConfigError
@@ -178,97 +174,6 @@ def _fraction(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
         raise ConfigError(f"{where}: {value!r} is not a fraction between 0 and 1")
     return float(value)
-
-
-# -- an event log (JSON lines) ------------------------------------------------------------------
-
-
-class EventLogSource(Source):
-    """JSON lines, one S3 event (any shape `parse_message` knows) per line; `-` is stdin.
-
-    A line that is not an S3 event is reported through `on_bad(line_number, reason)` and skipped.
-    """
-
-    unit = "bytes"
-
-    def __init__(self, path: str, on_bad: Callable[[int, str], None]):
-        self.path, self.on_bad = path, on_bad
-        self._handle: IO[str] | None = None
-        self.malformed = 0
-        self.other = 0  # S3 events that are not object creations (deletions, tests...)
-        if path != "-":
-            try:
-                self.total = os.path.getsize(path)
-            except FileNotFoundError:
-                raise ConfigError(f"{path}: file not found") from None
-            except OSError as e:
-                raise ConfigError(f"{path}: cannot read: {e}") from None
-            if os.path.isdir(path):
-                raise ConfigError(f"{path}: is a directory, expected a JSON lines file")
-
-    @property  # read from the file, not counted as the base's attribute is
-    def position(self) -> int:  # type: ignore[override]
-        """Bytes read so far (of a file: stdin has no position)."""
-        handle = self._handle
-        if handle is None or handle is sys.stdin:
-            return 0
-        if handle.closed:
-            return self.total or 0
-        buffer: BinaryIO = handle.buffer  # type: ignore[attr-defined]  # a TextIOWrapper's
-        return buffer.tell()
-
-    def __iter__(self) -> Iterator[ObjectEvent]:
-        # Text mode: json.loads on str skips the encoding sniffing it does on bytes.
-        handle: IO[str] = (sys.stdin if self.path == "-"
-                           else open(self.path, encoding="utf-8", errors="replace"))  # noqa: SIM115
-        self._handle = handle
-        # `json.loads` is three Python calls and a regex around the C scanner; a line that is one
-        # JSON value and a newline goes to the scanner directly, anything else (leading space,
-        # trailing data, an error) to `json.loads`, which gives the same value or the exact error.
-        scan, loads, parse, one = _SCAN, json.loads, parse_message, eventbridge_object
-        newlines = ("\n", "\r\n", "")
-        try:
-            for number, line in enumerate(handle, 1):
-                try:
-                    try:
-                        message, end = scan(line, 0)
-                    except StopIteration:
-                        message = loads(line)
-                    else:
-                        if line[end:] not in newlines:
-                            message = loads(line)
-                    # The shape of almost every line of a log: one EventBridge event.
-                    if (type(message) is dict and message.get("detail-type") == "Object Created"
-                            and message.get("source") == "aws.s3"):
-                        yield one(message)
-                        continue
-                    events = parse(message)
-                # ValueError: json.JSONDecodeError; RecursionError: JSON nested too deeply.
-                except (ValueError, RecursionError, S3EventError) as e:
-                    if not line.strip():
-                        continue
-                    self.malformed += 1
-                    self.on_bad(number, _reason(e))
-                    continue
-                if events:
-                    yield from events
-                else:
-                    self.other += 1
-        finally:
-            if handle is not sys.stdin:
-                handle.close()
-
-
-# The C scanner `json.loads` ends in (the default decoder's: same hooks, same constants).
-_SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set in its __init__
-
-
-def _reason(error: Exception) -> str:
-    if isinstance(error, json.JSONDecodeError):
-        return f"not JSON ({error.msg}, column {error.colno})"
-    if isinstance(error, RecursionError):
-        return "JSON nested too deeply to be an S3 event"
-    return str(error)
 
 
 # -- an S3 listing ------------------------------------------------------------------------------
