@@ -43,6 +43,21 @@ def test_help_imports_no_aws_library(args: tuple[str, ...]):
     assert loaded == [], f"omics-edp {' '.join(args)} imported {loaded[:5]}"
 
 
+def test_simulating_an_event_log_loads_only_what_it_uses(tmp_path: Any):
+    # simulate-batch on a log is offline: no AWS library (edp.emit's consumer_event is used for
+    # -o json, its publisher is not), no yaml (scenarios and templates only), and no progress bar
+    # when stderr is not a terminal.
+    log = tmp_path / "events.jsonl"
+    log.write_text(json.dumps({
+        "detail-type": "Object Created", "source": "aws.s3", "time": "2026-03-02T10:15:00Z",
+        "detail": {"bucket": {"name": "b"}, "object": {"key": "runs/p1/a.fastq.gz", "sequencer": "01"}},
+    }) + "\n")
+    modules = _modules_after("-o", "json", "simulate-batch", "--events", str(log))
+    assert "omics_edp_cli.edp.emit" in modules  # the probe really rendered the JSON document
+    loaded = sorted(m for m in modules if m.split(".")[0] in (*HEAVY, "yaml") or m == "rich.progress")
+    assert loaded == [], f"simulate-batch --events imported {loaded[:5]}"
+
+
 def test_a_command_loads_only_its_own_module():
     modules = _modules_after("simulate-batch", "--help")
     commands = {c.module for c in COMMANDS}

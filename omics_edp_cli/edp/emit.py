@@ -8,8 +8,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from omics_edp_cli.edp.config import DEFAULT_SOURCE, DETAIL_TYPE
 from omics_edp_cli.edp.engine import Emission
 from omics_edp_cli.edp.s3events import iso_time
@@ -74,6 +72,10 @@ class EventBridgePublisher:
         self.source = source
 
     def publish(self, emissions: Sequence[Emission]) -> dict[str, str | None]:
+        # Imported here: `consumer_event` is this module's other user (`simulate-batch -o json`),
+        # which needs no AWS library.
+        from botocore.exceptions import BotoCoreError, ClientError
+
         results: dict[str, str | None] = {}
         for start in range(0, len(emissions), PUT_EVENTS_MAX):
             chunk = emissions[start:start + PUT_EVENTS_MAX]

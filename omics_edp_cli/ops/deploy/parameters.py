@@ -7,11 +7,10 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from omics_edp_cli.errors import ConfigError
 from omics_edp_cli.ops.inputs import load_json_file
@@ -22,23 +21,35 @@ CODE_PARAMETERS = ("CodeS3Bucket", "CodeS3Key")
 TOKEN_PARAMETER = "ApiServerAuthToken"
 
 
-# libyaml's parser when PyYAML has it: the same documents, ~10x faster than the pure-Python one.
-_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+@cache
+def _cfn_loader() -> Any:
+    """YAML with CloudFormation's short tags (!Ref, !Sub, ...) read as plain values, by libyaml's
+    parser when PyYAML has it (the same documents, ~10x faster than the pure-Python one).
+    Built on first use: `simulate-batch` imports this module but reads a template only for a
+    parameters file, and yaml is ~10 ms of start-up."""
+    import yaml
+
+    class CfnLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+        pass
+
+    def tag(loader: Any, suffix: str, node: Any) -> Any:
+        if isinstance(node, yaml.ScalarNode):
+            return loader.construct_scalar(node)
+        if isinstance(node, yaml.SequenceNode):
+            return loader.construct_sequence(node)
+        return loader.construct_mapping(node)
+
+    CfnLoader.add_multi_constructor("!", tag)
+    return CfnLoader
 
 
-class _CfnLoader(_SafeLoader):  # type: ignore[misc]
-    """YAML with CloudFormation's short tags (!Ref, !Sub, ...) read as plain values."""
-
-
-def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        return loader.construct_scalar(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node)
-    return loader.construct_mapping(node)  # type: ignore[arg-type]
-
-
-_CfnLoader.add_multi_constructor("!", _tag)
+def load_cfn_yaml(body: str) -> Any:
+    """A CloudFormation template's YAML as plain values (`!Sub "x"` is "x")."""
+    loader = _cfn_loader()(body)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 @dataclass(frozen=True)
@@ -49,7 +60,7 @@ class Template:
 
     def document(self) -> dict[str, Any]:
         """The whole template, short tags read as their plain values (`!Sub "x"` is "x")."""
-        return dict(yaml.load(self.body, Loader=_CfnLoader))
+        return dict(load_cfn_yaml(self.body))
 
     def no_echo(self) -> set[str]:
         return {k for k, v in self.parameters.items() if str(v.get("NoEcho", "")).lower() == "true"}
@@ -62,7 +73,7 @@ def load_template(kind: str) -> Template:
     if kind not in TEMPLATES:
         raise ConfigError(f"unknown stack kind {kind}: choose one of {', '.join(TEMPLATES)}")
     body = resources.files("omics_edp_cli.cloudformation").joinpath(TEMPLATES[kind]).read_text()
-    document = yaml.load(body, Loader=_CfnLoader)
+    document = load_cfn_yaml(body)
     return Template(kind, body, dict(document.get("Parameters") or {}))
 
 

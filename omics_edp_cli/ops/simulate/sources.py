@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import yaml
-
 from omics_edp_cli.edp.config import parse_seconds
 from omics_edp_cli.edp.s3events import (
     ObjectEvent,
@@ -110,6 +108,8 @@ class BurstSource(Source):
 
 def load_scenario(path: str, *, bucket: str | None, depth: int) -> BurstSource:
     """A YAML scenario: `bucket`, `start` and a list of `bursts` (see the README)."""
+    import yaml  # here: only a scenario needs it (~10 ms of every other run's start-up)
+
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
