@@ -6,6 +6,8 @@
    and `omics-edp -o json simulate-batch --events FILE` through the real Typer app (stdout
    to /dev/null). Prints the medians, events per second and the ratio simulate/parse
    (target: at most 2.0). CPU time is shown next to wall time: it is steadier on a busy machine.
+   Then the same two as commands, each in a fresh process, their CPU read from outside: what a
+   user waits for, the interpreter's and the CLI's start-up included.
 3. Peak memory: the Python heap peak (tracemalloc) of the simulation on a quarter of the file
    and on all of it; then the peak RSS of `omics-edp -o json simulate-batch` in a fresh process,
    read from outside with `os.wait4` (in a small launcher, see LAUNCHER), at 50,000 and 1,000,000 events,
@@ -98,24 +100,50 @@ if pid == 0:
     os.dup2(null, 2)
     os.execv(sys.argv[1], sys.argv[1:])
 _, status, usage = os.wait4(pid, 0)
-print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss, usage.ru_utime + usage.ru_stime)
 """
 
 
-def child_peak_rss_mb(args: list[str]) -> float:
-    """Peak RSS of `omics-edp -o json simulate-batch ARGS` in a fresh process, read from outside.
+CLI = str(Path(sys.executable).with_name("omics-edp"))
+
+
+def child_usage(argv: list[str]) -> tuple[float, float]:
+    """Peak RSS (MB) and CPU seconds of `argv` in a fresh process, read from outside.
 
     `os.wait4` in a small launcher gives the rusage of that one grandchild. Neither the child's
     own `getrusage(RUSAGE_SELF)` nor `os.wait4` on a child forked from this bench would do: the
     peak is carried across fork and exec, so they report this bench's peak for a small run.
     """
-    cli = str(Path(sys.executable).with_name("omics-edp"))
-    out = subprocess.run([sys.executable, "-c", LAUNCHER, cli, "-o", "json", "simulate-batch", *args],
+    out = subprocess.run([sys.executable, "-c", LAUNCHER, *argv],
                          capture_output=True, text=True, check=True).stdout
-    code, maxrss = (int(x) for x in out.split())
-    if code:
-        raise SystemExit(f"simulate-batch {' '.join(args)} exited {code}")
-    return maxrss / 1024
+    code, maxrss, cpu = out.split()
+    if int(code):
+        raise SystemExit(f"{' '.join(argv)} exited {code}")
+    return int(maxrss) / 1024, float(cpu)
+
+
+def child_peak_rss_mb(args: list[str]) -> float:
+    """Peak RSS of `omics-edp -o json simulate-batch ARGS` in a fresh process, read from outside."""
+    return child_usage([CLI, "-o", "json", "simulate-batch", *args])[0]
+
+
+# The same `json.loads` loop as `parse_only`, as a program of its own.
+PARSE_PROGRAM = """
+import json, sys
+with open(sys.argv[1], encoding="utf-8") as lines:
+    for line in lines:
+        json.loads(line)
+"""
+
+
+def fresh_process_cpu(path: Path, runs: int) -> tuple[float, float]:
+    """Median CPU of the command and of the parse loop, each in a fresh process (alternating
+    runs): what a user waits for, start-up (the interpreter, Typer, this CLI's imports) included."""
+    cmd, parse = [], []
+    for _ in range(runs):
+        cmd.append(child_usage([CLI, "-o", "json", "simulate-batch", "--events", str(path)])[1])
+        parse.append(child_usage([sys.executable, "-c", PARSE_PROGRAM, str(path)])[1])
+    return statistics.median(cmd), statistics.median(parse)
 
 
 def synthetic_args(events: int) -> list[str]:
@@ -265,6 +293,10 @@ def main() -> None:
               f"= {args.events / s_wall:,.0f} events/s")
         print(f"ratio simulate/parse:           {s_wall / b_wall:6.2f} wall, {s_cpu / b_cpu:6.2f} CPU "
               "(target <= 2.0)")
+
+        f_cmd, f_parse = fresh_process_cpu(full, args.runs)
+        print(f"as commands, each in a fresh process (start-up included): {f_cmd:.2f} vs {f_parse:.2f} s "
+              f"CPU = {f_cmd / f_parse:.2f}")
 
         if args.breakdown:
             parts = breakdown(full, args.runs)
