@@ -21,16 +21,29 @@ from typing import Any
 
 
 def speed_up_botocore() -> None:
-    """Parse botocore's data files (endpoints, service models) and list its services once.
+    """Parse botocore's data files (endpoints, service models) once, with msgspec, and list its
+    services once.
 
     moto makes a boto3 session for most backends and for each region listing, and each session
-    parsed them again (~40% of this process's time). Before moto is imported: it does so then.
+    parsed them again (~40% of this process's time); msgspec parses 2-4 times as fast as the
+    standard library with botocore's OrderedDict hook (plain dicts keep the order as well).
+    Before moto is imported: it does so then.
     """
     import functools
 
     import botocore.loaders
+    import msgspec
 
     json_loader: Any = botocore.loaders.JSONFileLoader
+    decode = msgspec.json.decode
+
+    def _load_file(self: Any, full_path: str, open_method: Any) -> Any:
+        if not os.path.isfile(full_path):
+            return None
+        with open_method(full_path, "rb") as fp:
+            return decode(fp.read())
+
+    json_loader._load_file = _load_file
     load_file = json_loader.load_file
     loaded = functools.lru_cache(maxsize=None)(lambda path: load_file(json_loader(), path))
     json_loader.load_file = lambda self, file_path: loaded(file_path)
@@ -45,6 +58,28 @@ def speed_up_botocore() -> None:
         return listed[key]
 
     loader.list_available_services = list_available_services
+
+
+def parse_moto_resources_faster() -> None:
+    """moto's data files (EC2's instance types, ~100 files read when its CloudFormation is
+    imported) parsed by msgspec, twice as fast; the same values. Before moto's services are
+    imported: they bind `load_resource` then."""
+    import gzip
+
+    import moto.utilities.utils as utils
+    import msgspec
+
+    decode = msgspec.json.decode
+
+    def load_resource(resource: str) -> Any:
+        compressed = resource if resource.endswith(".gz") else f"{resource}.gz"
+        try:
+            data = gzip.decompress(utils.load_resource_as_bytes(compressed))
+        except FileNotFoundError:
+            data = utils.load_resource_as_bytes(resource)
+        return decode(data)
+
+    utils.load_resource = load_resource
 
 
 def speed_up_moto() -> None:
@@ -81,10 +116,34 @@ def speed_up_moto() -> None:
         return shared("SYMMETRIC_DEFAULT")
 
     moto.kms.models.generate_private_key = generate_private_key
+    read_retention_period_directly()
+
+
+def read_retention_period_directly() -> None:
+    """Check a received message's retention period from its queue's field, in constant time.
+
+    moto 5.2 reads it, for every message it hands out, through GetQueueAttributes, which builds
+    every attribute of the queue three times, each time walking all its messages: 60 messages
+    on a queue cost ~0.1 s of CPU. Same answer. Idempotent.
+    """
+    from moto.core.utils import unix_time
+    from moto.sqs.models import SQSBackend
+
+    if getattr(SQSBackend.is_message_valid_based_on_retention_period, "_omics_edp_fixed", False):
+        return
+
+    def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
+        retention_period = self.get_queue(queue_name).message_retention_period
+        return bool(retention_period + message.sent_timestamp / 1000 > unix_time())
+
+    is_message_valid_based_on_retention_period._omics_edp_fixed = True  # type: ignore[attr-defined]
+    SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
+        is_message_valid_based_on_retention_period)
 
 
 def serve(port: int) -> None:
     speed_up_botocore()
+    parse_moto_resources_faster()
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,

@@ -30,7 +30,9 @@ from omics_edp_cli.omics.config import DeliveryPolicy
 from omics_edp_cli.omics.delivery import CallbackClient
 from omics_edp_cli.omics.processor import Processor
 from omics_edp_cli.ops import batches as batch_state
+from omics_edp_cli.ops.deploy import packaging
 from omics_edp_cli.ops.deploy.execute import DeployRequest, deploy_stack
+from omics_edp_cli.ops.deploy.packaging import LambdaPackage
 from omics_edp_cli.ops.deployment import EdpStack, ProcessorStack, load_typed
 from omics_edp_cli.ops.dlq import queues as dlq
 from omics_edp_cli.ops.inputs import load_sample
@@ -49,6 +51,7 @@ DEMO_DELIVERY = DeliveryPolicy(max_retries=2, timeout=2.0, backoff_factor=0.01, 
 BURST = {"novaseq-01/run-0001/": 45, "novaseq-01/run-0002/": 12, "raw/scratch/": 3}
 COUNT_THRESHOLD = 20
 QUIET_SECONDS = 300
+STACK_KINDS = ("processor", "edp")
 
 
 @dataclass(frozen=True)
@@ -121,13 +124,14 @@ def run_demo(report: Report, *, keep: Callable[[LocalSandbox, DemoResult], None]
     started = time.monotonic()
     result = DemoResult(names=names or Names())
     n = result.names
-    with LocalSandbox(TOKEN, while_starting=_warm_up) as box:
+    packages: dict[str, LambdaPackage] = {}
+    with LocalSandbox(TOKEN, while_starting=lambda box: _warm_up(box, packages)) as box:
         report(Step("Local AWS", "moto, a HealthOmics fake and an NGS360 receiver on 127.0.0.1", [
             {"service": "AWS (moto)", "endpoint": box.aws_url},
             {"service": "HealthOmics fake", "endpoint": box.omics.url},
             {"service": "NGS360 callback receiver", "endpoint": box.receiver.url},
         ]))
-        _deploy_both(box, n, report)
+        _deploy_both(box, n, report, packages)
         # The two pipelines share nothing but the local AWS: the HealthOmics one runs on a
         # thread of its own and reports as it goes; the EDP one's steps are reported after it,
         # in the same order as ever. Meanwhile this process and the local AWS's both work.
@@ -153,18 +157,22 @@ def _omics_pipeline(box: LocalSandbox, n: Names, report: Report, result: DemoRes
     _replay(box, n, report, result)
 
 
-def _warm_up(box: LocalSandbox) -> None:
+def _warm_up(box: LocalSandbox, packages: dict[str, LambdaPackage]) -> None:
     """While the local AWS starts (its own process, the other core): this side's start-up work.
 
-    The clients every step uses are built now (no request is sent), and quilt3 imported.
+    The clients every step uses are built now (no request is sent), quilt3 imported, and both
+    stacks' Lambda packages built, as `deploy` builds them, for the Deploy step to upload.
     """
     for service in ("s3", "cloudformation", "sqs", "events", "lambda", "dynamodb", "omics"):
         box.clients.client(service)
+    for kind in STACK_KINDS:
+        packages[kind] = packaging.build(kind)
     with contextlib.suppress(ImportError):  # reported by the Packager step
         import omics_edp_cli.packager.push  # noqa: F401
 
 
-def _deploy_both(box: LocalSandbox, n: Names, report: Report) -> None:
+def _deploy_both(box: LocalSandbox, n: Names, report: Report,
+                 packages: dict[str, LambdaPackage]) -> None:
     s3 = box.clients.client("s3")
     s3.create_bucket(Bucket=n.data_lake)
     s3.put_bucket_encryption(Bucket=n.data_lake, ServerSideEncryptionConfiguration={
@@ -190,7 +198,7 @@ def _deploy_both(box: LocalSandbox, n: Names, report: Report) -> None:
         started = time.monotonic()
         outcome = deploy_stack(box.clients, DeployRequest(
             kind=kind, stack_name=name, parameters=parameters, code_bucket=n.data_lake,
-            code_prefix="omics-edp-code", assume_yes=True))
+            code_prefix="omics-edp-code", assume_yes=True, package=packages.get(kind)))
         rows.append({"stack": name, "status": outcome.status, "code": outcome.code_key,
                      "seconds": round(time.monotonic() - started, 1)})
     report(Step("Deploy", "both stacks deployed with the real deploy code", rows))
