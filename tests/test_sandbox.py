@@ -130,3 +130,24 @@ def test_a_message_past_its_queue_retention_period_is_not_received():
         assert backend.is_message_valid_based_on_retention_period("retained", old) is False
         received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
         assert [m["Body"] for m in received] == []  # moto stops at the first expired message
+
+
+def test_the_local_aws_clock_reads_the_same_time():
+    """moto's `unix_time()` read from `time.time()` in the local AWS: the same seconds."""
+    script = """
+import datetime, time
+import moto.core.utils as utils
+from omics_edp_cli.local import aws_process
+
+moto_now = utils.unix_time()
+aws_process.read_the_clock_directly()
+assert utils.unix_time.__module__ == aws_process.__name__, "not replaced"
+ours, now = utils.unix_time(), time.time()
+assert abs(ours - now) < 0.05 and abs(ours - moto_now) < 5, (ours, now, moto_now)
+assert utils.unix_time(datetime.datetime(1970, 1, 2, 0, 0, 1)) == 86401.0
+assert abs(utils.unix_time_millis() - now * 1000) < 50
+print("same")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "same"
