@@ -11,6 +11,7 @@ request) runs on another core than the caller's, at the same time.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -189,6 +190,9 @@ def serve(port: int) -> None:
 
     server = make_server("127.0.0.1", port, DomainDispatcherApplication(create_backend_app),
                          threaded=True, request_handler=Handler)
+    # What is loaded by now lives as long as the process: the collector stops walking it.
+    gc.freeze()
+    gc.enable()
     threading.Thread(target=server.serve_forever, daemon=True).start()
     sys.stdout.write("READY\n")
     sys.stdout.flush()
@@ -197,6 +201,8 @@ def serve(port: int) -> None:
 
 def main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Importing moto makes no garbage worth collecting, and collecting cost ~0.2 s of CPU.
+    gc.disable()
     serve(int(argv[1]))
     # Nothing to save: skip the interpreter's teardown of moto's many modules and threads.
     os._exit(0)
