@@ -151,3 +151,30 @@ print("same")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "same"
+
+
+def test_url_rules_in_the_local_aws_still_build_urls():
+    """Its werkzeug rules compile their URL builders on first use: routing and building still work."""
+    script = """
+from werkzeug.routing import Map, Rule
+from werkzeug.routing.rules import Rule as RuleClass
+from omics_edp_cli.local import aws_process
+
+compiled = []
+original = RuleClass._compile_builder
+def counted(self, append_unknown=True):
+    compiled.append(self.rule)
+    return original(self, append_unknown)
+RuleClass._compile_builder = counted
+aws_process.build_urls_lazily()
+urls = Map([Rule("/2015-03-31/functions/<name>/code", endpoint="code")]).bind("lambda.local")
+assert urls.match("/2015-03-31/functions/f1/code") == ("code", {"name": "f1"})
+assert compiled == [], "compiled when added"
+assert urls.build("code", {"name": "f2"}) == "/2015-03-31/functions/f2/code"
+assert urls.build("code", {"name": "f3", "q": "1"}) == "/2015-03-31/functions/f3/code?q=1"
+assert compiled and set(compiled) == {"/2015-03-31/functions/<name>/code"}, compiled
+print("same")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "same"
