@@ -250,8 +250,7 @@ def _consumed(box: LocalSandbox, n: Names) -> list[dict[str, Any]]:
     return received
 
 
-def _processor(box: LocalSandbox, n: Names) -> Processor:
-    processor = load_typed(box.clients, n.processor_stack, ProcessorStack)
+def _processor(box: LocalSandbox, processor: ProcessorStack) -> Processor:
     archive = ArchiveStore(box.clients.client("s3"), processor.data_lake_bucket, processor.bucket_prefix)
     callback = CallbackClient(processor.api_server, TOKEN, DEMO_DELIVERY)
     return Processor(archive, box.clients.client("omics"), callback)
@@ -280,8 +279,8 @@ def _run_processor(box: LocalSandbox, n: Names, report: Report, result: DemoResu
     }, [{"taskId": f"11482{i:02d}", "name": name, "status": "COMPLETED"}
         for i, name in enumerate(("copy_file", "checksum", "publish"))])
     _write_run_outputs(box, run["detail"]["runOutputUri"])
-    processor = _processor(box, n)
-    dead_letter_queue = load_typed(box.clients, n.processor_stack, ProcessorStack).dead_letter_queue_url
+    stack = load_typed(box.clients, n.processor_stack, ProcessorStack)
+    processor, dead_letter_queue = _processor(box, stack), stack.dead_letter_queue_url
     sqs = box.clients.client("sqs")
     rows = []
     for status in RUN_EVENTS:
@@ -320,9 +319,8 @@ def _replay(box: LocalSandbox, n: Names, report: Report, result: DemoResult) -> 
                 [{"outcome": k, "events": v} for k, v in outcome.summary().items()]))
 
 
-def _edp_batcher(box: LocalSandbox, n: Names) -> tuple[Batcher, EdpSettings]:
+def _edp_batcher(box: LocalSandbox, n: Names, edp: EdpStack) -> tuple[Batcher, EdpSettings]:
     """The batcher the deployed functions run: the stack's table, bus and thresholds."""
-    edp = load_typed(box.clients, n.edp_stack, EdpStack)
     settings = EdpSettings(
         table=edp.state_table_name, event_bus=edp.event_bus_name,
         rules=rules_from_parameters(edp.parameters, f"stack {n.edp_stack}"),
@@ -333,7 +331,8 @@ def _edp_batcher(box: LocalSandbox, n: Names) -> tuple[Batcher, EdpSettings]:
 def _edp_burst(box: LocalSandbox, n: Names, report: Report, result: DemoResult) -> None:
     s3 = box.clients.client("s3")
     sqs = box.clients.client("sqs")
-    queue = load_typed(box.clients, n.edp_stack, EdpStack).ingest_queue_url
+    edp = load_typed(box.clients, n.edp_stack, EdpStack)
+    queue = edp.ingest_queue_url
     keys = [f"{prefix}Data/L001/s_1_{1101 + i}.bcl.gz"
             for prefix, files in BURST.items() for i in range(files)]
     # The local S3 sends "Object Created" to EventBridge, whose rule (from edp.yaml) puts it on
@@ -341,7 +340,7 @@ def _edp_burst(box: LocalSandbox, n: Names, report: Report, result: DemoResult) 
     with ThreadPoolExecutor(4, thread_name_prefix="demo-instrument") as pool:
         sent = len(list(pool.map(
             lambda key: s3.put_object(Bucket=n.instrument_bucket, Key=key, Body=b"x" * 64), keys)))
-    batcher, settings = _edp_batcher(box, n)
+    batcher, settings = _edp_batcher(box, n, edp)
     rules = settings.rules
     now = time.time()
     # Ingest as if the objects arrived a quiet period (and one flush interval) ago, so that the
@@ -401,7 +400,7 @@ def _package(box: LocalSandbox, n: Names, report: Report, result: DemoResult) ->
         result.packages_created += 1
         rows.append({"package": outcome.package, "top_hash": str(outcome.top_hash)[:12],
                      "entries": outcome.entries, "batch_id": outcome.batch_id})
-    latest = {r["package"]: browse(n.registry, str(r["package"])) for r in rows}
+    latest = {name: browse(n.registry, name) for name in dict.fromkeys(str(r["package"]) for r in rows)}
     report(Step("Packager", f"{len(rows)} Quilt package revision(s) in s3://{n.registry} "
                 f"({', '.join(f'{k}: {len(list(v.walk()))} entries' for k, v in latest.items())})", rows))
 
