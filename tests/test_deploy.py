@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from omics_edp_cli.aws import ClientFactory
 from omics_edp_cli.cli.app import app
+from omics_edp_cli.errors import ConfigError
 from omics_edp_cli.ops.deploy import packaging
 from omics_edp_cli.ops.deploy.execute import DeployHooks, DeployRequest, deploy_stack, prepare
 
@@ -279,3 +280,34 @@ def test_a_stack_left_in_review_after_no_execute_can_be_deployed(aws, monkeypatc
     assert deployed.exit_code == 0, deployed.output
     assert "busy" not in deployed.stderr
     assert cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+
+
+def test_a_package_built_already_is_the_one_deployed(aws, tmp_path: Path):
+    """The demo builds its packages while its local AWS starts: deploy uploads those bytes."""
+    bucket, stack = unique("lake"), unique("proc")
+    aws.client("s3").create_bucket(Bucket=bucket)
+    root = tmp_path / "omics_edp_cli"
+    shutil.copytree(packaging.default_source_root(), root, ignore=shutil.ignore_patterns("__pycache__"))
+    with (root / "omics" / "handler.py").open("a") as f:
+        f.write("\n# built beforehand\n")
+    built = packaging.build("processor", root)
+    parameters = {"DeadLetterEmail": "ops@example.com", "ApiServer": "https://api.example.com",
+                  "ApiServerAuthToken": API_TOKEN, "DataLakeBucket": bucket}
+    result = deploy_stack(aws, DeployRequest("processor", parameters, stack_name=stack,
+                                             assume_yes=True, package=built),
+                          DeployHooks(poll_seconds=0.05))
+
+    assert result.status == "CREATE_COMPLETE" and result.uploaded
+    assert result.code_key == built.s3_key("omics-edp/lambda")
+    function = result.outputs["FunctionName"]
+    config = aws.client("lambda").get_function_configuration(FunctionName=function)
+    assert config["CodeSha256"] == code_sha256(built) != code_sha256(packaging.build("processor"))
+
+
+def test_a_package_of_another_kind_is_refused_before_any_request(no_aws):
+    parameters = {"BucketName": "instruments", "EventBusName": "bus"}
+    with pytest.raises(ConfigError, match="a processor package cannot be deployed as a edp stack"):
+        deploy_stack(ClientFactory(region="us-east-1"), DeployRequest(
+            "edp", parameters, code_bucket="code", assume_yes=True,
+            package=packaging.build("processor")))
+    assert no_aws.requests == []

@@ -75,3 +75,106 @@ def test_a_local_aws_that_cannot_start_says_why():
         aws = LocalAws(port).start()
         with pytest.raises(OperationError, match=rf"did not start on 127.0.0.1:{port}: .*in use"):
             aws.wait_ready()
+
+
+def test_the_local_aws_reads_botocore_and_moto_data_files_to_the_same_values():
+    """Its msgspec parsing of botocore's and moto's data files gives what json gave (a process
+    of its own: the parsers are swapped for the whole process)."""
+    script = """
+import json
+from collections import OrderedDict
+import botocore.loaders
+import moto.utilities.utils as utils
+from omics_edp_cli.local import aws_process
+
+names = [("endpoints",), ("sqs", "service-2"), ("cloudformation", "service-2")]
+def botocore_files():
+    loader = botocore.loaders.Loader()
+    return [loader.load_data("endpoints"), loader.load_service_model("sqs", "service-2"),
+            loader.load_service_model("cloudformation", "service-2")]
+resources = ["ec2/resources/instance_types.json",
+             "ec2/resources/instance_type_offerings/region/us-east-1.json"]
+before = botocore_files(), [utils.load_resource(r) for r in resources]
+aws_process.speed_up_botocore()
+aws_process.parse_moto_resources_faster()
+assert botocore.loaders.JSONFileLoader._load_file.__module__ == aws_process.__name__
+after = botocore_files(), [utils.load_resource(r) for r in resources]
+assert json.dumps(before) == json.dumps(after), "the data differ"
+assert not isinstance(after[0][0], OrderedDict) and after[1][0], "not parsed by msgspec"
+print("same")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "same"
+
+
+def test_a_message_past_its_queue_retention_period_is_not_received():
+    """The local AWS checks retention from the queue's field (moto walked every message for it)."""
+    import boto3
+    from moto import mock_aws
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.sqs.models import sqs_backends
+
+    from omics_edp_cli.local.aws_process import read_retention_period_directly
+
+    read_retention_period_directly()
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="retained", Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
+        backend = sqs_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+        for body in ("old", "fresh"):
+            sqs.send_message(QueueUrl=url, MessageBody=body)
+        old, fresh = backend.get_queue("retained")._messages
+        old.sent_timestamp -= 61_000  # sent 61 s ago: past the 60 s retention period
+        assert backend.is_message_valid_based_on_retention_period("retained", fresh) is True
+        assert backend.is_message_valid_based_on_retention_period("retained", old) is False
+        received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        assert [m["Body"] for m in received] == []  # moto stops at the first expired message
+
+
+def test_the_local_aws_clock_reads_the_same_time():
+    """moto's `unix_time()` read from `time.time()` in the local AWS: the same seconds."""
+    script = """
+import datetime, time
+import moto.core.utils as utils
+from omics_edp_cli.local import aws_process
+
+moto_now = utils.unix_time()
+aws_process.read_the_clock_directly()
+assert utils.unix_time.__module__ == aws_process.__name__, "not replaced"
+ours, now = utils.unix_time(), time.time()
+assert abs(ours - now) < 0.05 and abs(ours - moto_now) < 5, (ours, now, moto_now)
+assert utils.unix_time(datetime.datetime(1970, 1, 2, 0, 0, 1)) == 86401.0
+assert abs(utils.unix_time_millis() - now * 1000) < 50
+print("same")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "same"
+
+
+def test_url_rules_in_the_local_aws_still_build_urls():
+    """Its werkzeug rules compile their URL builders on first use: routing and building still work."""
+    script = """
+from werkzeug.routing import Map, Rule
+from werkzeug.routing.rules import Rule as RuleClass
+from omics_edp_cli.local import aws_process
+
+compiled = []
+original = RuleClass._compile_builder
+def counted(self, append_unknown=True):
+    compiled.append(self.rule)
+    return original(self, append_unknown)
+RuleClass._compile_builder = counted
+aws_process.build_urls_lazily()
+urls = Map([Rule("/2015-03-31/functions/<name>/code", endpoint="code")]).bind("lambda.local")
+assert urls.match("/2015-03-31/functions/f1/code") == ("code", {"name": "f1"})
+assert compiled == [], "compiled when added"
+assert urls.build("code", {"name": "f2"}) == "/2015-03-31/functions/f2/code"
+assert urls.build("code", {"name": "f3", "q": "1"}) == "/2015-03-31/functions/f3/code?q=1"
+assert compiled and set(compiled) == {"/2015-03-31/functions/<name>/code"}, compiled
+print("same")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "same"

@@ -30,7 +30,9 @@ from omics_edp_cli.omics.config import DeliveryPolicy
 from omics_edp_cli.omics.delivery import CallbackClient
 from omics_edp_cli.omics.processor import Processor
 from omics_edp_cli.ops import batches as batch_state
+from omics_edp_cli.ops.deploy import packaging
 from omics_edp_cli.ops.deploy.execute import DeployRequest, deploy_stack
+from omics_edp_cli.ops.deploy.packaging import LambdaPackage
 from omics_edp_cli.ops.deployment import EdpStack, ProcessorStack, load_typed
 from omics_edp_cli.ops.dlq import queues as dlq
 from omics_edp_cli.ops.inputs import load_sample
@@ -49,6 +51,7 @@ DEMO_DELIVERY = DeliveryPolicy(max_retries=2, timeout=2.0, backoff_factor=0.01, 
 BURST = {"novaseq-01/run-0001/": 45, "novaseq-01/run-0002/": 12, "raw/scratch/": 3}
 COUNT_THRESHOLD = 20
 QUIET_SECONDS = 300
+STACK_KINDS = ("processor", "edp")
 
 
 @dataclass(frozen=True)
@@ -121,13 +124,14 @@ def run_demo(report: Report, *, keep: Callable[[LocalSandbox, DemoResult], None]
     started = time.monotonic()
     result = DemoResult(names=names or Names())
     n = result.names
-    with LocalSandbox(TOKEN, while_starting=_warm_up) as box:
+    packages: dict[str, LambdaPackage] = {}
+    with LocalSandbox(TOKEN, while_starting=lambda box: _warm_up(box, packages)) as box:
         report(Step("Local AWS", "moto, a HealthOmics fake and an NGS360 receiver on 127.0.0.1", [
             {"service": "AWS (moto)", "endpoint": box.aws_url},
             {"service": "HealthOmics fake", "endpoint": box.omics.url},
             {"service": "NGS360 callback receiver", "endpoint": box.receiver.url},
         ]))
-        _deploy_both(box, n, report)
+        _deploy_both(box, n, report, packages)
         # The two pipelines share nothing but the local AWS: the HealthOmics one runs on a
         # thread of its own and reports as it goes; the EDP one's steps are reported after it,
         # in the same order as ever. Meanwhile this process and the local AWS's both work.
@@ -153,18 +157,22 @@ def _omics_pipeline(box: LocalSandbox, n: Names, report: Report, result: DemoRes
     _replay(box, n, report, result)
 
 
-def _warm_up(box: LocalSandbox) -> None:
+def _warm_up(box: LocalSandbox, packages: dict[str, LambdaPackage]) -> None:
     """While the local AWS starts (its own process, the other core): this side's start-up work.
 
-    The clients every step uses are built now (no request is sent), and quilt3 imported.
+    The clients every step uses are built now (no request is sent), quilt3 imported, and both
+    stacks' Lambda packages built, as `deploy` builds them, for the Deploy step to upload.
     """
     for service in ("s3", "cloudformation", "sqs", "events", "lambda", "dynamodb", "omics"):
         box.clients.client(service)
+    for kind in STACK_KINDS:
+        packages[kind] = packaging.build(kind)
     with contextlib.suppress(ImportError):  # reported by the Packager step
         import omics_edp_cli.packager.push  # noqa: F401
 
 
-def _deploy_both(box: LocalSandbox, n: Names, report: Report) -> None:
+def _deploy_both(box: LocalSandbox, n: Names, report: Report,
+                 packages: dict[str, LambdaPackage]) -> None:
     s3 = box.clients.client("s3")
     s3.create_bucket(Bucket=n.data_lake)
     s3.put_bucket_encryption(Bucket=n.data_lake, ServerSideEncryptionConfiguration={
@@ -190,7 +198,7 @@ def _deploy_both(box: LocalSandbox, n: Names, report: Report) -> None:
         started = time.monotonic()
         outcome = deploy_stack(box.clients, DeployRequest(
             kind=kind, stack_name=name, parameters=parameters, code_bucket=n.data_lake,
-            code_prefix="omics-edp-code", assume_yes=True))
+            code_prefix="omics-edp-code", assume_yes=True, package=packages.get(kind)))
         rows.append({"stack": name, "status": outcome.status, "code": outcome.code_key,
                      "seconds": round(time.monotonic() - started, 1)})
     report(Step("Deploy", "both stacks deployed with the real deploy code", rows))
@@ -242,8 +250,7 @@ def _consumed(box: LocalSandbox, n: Names) -> list[dict[str, Any]]:
     return received
 
 
-def _processor(box: LocalSandbox, n: Names) -> Processor:
-    processor = load_typed(box.clients, n.processor_stack, ProcessorStack)
+def _processor(box: LocalSandbox, processor: ProcessorStack) -> Processor:
     archive = ArchiveStore(box.clients.client("s3"), processor.data_lake_bucket, processor.bucket_prefix)
     callback = CallbackClient(processor.api_server, TOKEN, DEMO_DELIVERY)
     return Processor(archive, box.clients.client("omics"), callback)
@@ -272,8 +279,8 @@ def _run_processor(box: LocalSandbox, n: Names, report: Report, result: DemoResu
     }, [{"taskId": f"11482{i:02d}", "name": name, "status": "COMPLETED"}
         for i, name in enumerate(("copy_file", "checksum", "publish"))])
     _write_run_outputs(box, run["detail"]["runOutputUri"])
-    processor = _processor(box, n)
-    dead_letter_queue = load_typed(box.clients, n.processor_stack, ProcessorStack).dead_letter_queue_url
+    stack = load_typed(box.clients, n.processor_stack, ProcessorStack)
+    processor, dead_letter_queue = _processor(box, stack), stack.dead_letter_queue_url
     sqs = box.clients.client("sqs")
     rows = []
     for status in RUN_EVENTS:
@@ -312,9 +319,8 @@ def _replay(box: LocalSandbox, n: Names, report: Report, result: DemoResult) -> 
                 [{"outcome": k, "events": v} for k, v in outcome.summary().items()]))
 
 
-def _edp_batcher(box: LocalSandbox, n: Names) -> tuple[Batcher, EdpSettings]:
+def _edp_batcher(box: LocalSandbox, n: Names, edp: EdpStack) -> tuple[Batcher, EdpSettings]:
     """The batcher the deployed functions run: the stack's table, bus and thresholds."""
-    edp = load_typed(box.clients, n.edp_stack, EdpStack)
     settings = EdpSettings(
         table=edp.state_table_name, event_bus=edp.event_bus_name,
         rules=rules_from_parameters(edp.parameters, f"stack {n.edp_stack}"),
@@ -325,7 +331,8 @@ def _edp_batcher(box: LocalSandbox, n: Names) -> tuple[Batcher, EdpSettings]:
 def _edp_burst(box: LocalSandbox, n: Names, report: Report, result: DemoResult) -> None:
     s3 = box.clients.client("s3")
     sqs = box.clients.client("sqs")
-    queue = load_typed(box.clients, n.edp_stack, EdpStack).ingest_queue_url
+    edp = load_typed(box.clients, n.edp_stack, EdpStack)
+    queue = edp.ingest_queue_url
     keys = [f"{prefix}Data/L001/s_1_{1101 + i}.bcl.gz"
             for prefix, files in BURST.items() for i in range(files)]
     # The local S3 sends "Object Created" to EventBridge, whose rule (from edp.yaml) puts it on
@@ -333,7 +340,7 @@ def _edp_burst(box: LocalSandbox, n: Names, report: Report, result: DemoResult) 
     with ThreadPoolExecutor(4, thread_name_prefix="demo-instrument") as pool:
         sent = len(list(pool.map(
             lambda key: s3.put_object(Bucket=n.instrument_bucket, Key=key, Body=b"x" * 64), keys)))
-    batcher, settings = _edp_batcher(box, n)
+    batcher, settings = _edp_batcher(box, n, edp)
     rules = settings.rules
     now = time.time()
     # Ingest as if the objects arrived a quiet period (and one flush interval) ago, so that the
@@ -393,7 +400,7 @@ def _package(box: LocalSandbox, n: Names, report: Report, result: DemoResult) ->
         result.packages_created += 1
         rows.append({"package": outcome.package, "top_hash": str(outcome.top_hash)[:12],
                      "entries": outcome.entries, "batch_id": outcome.batch_id})
-    latest = {r["package"]: browse(n.registry, str(r["package"])) for r in rows}
+    latest = {name: browse(n.registry, name) for name in dict.fromkeys(str(r["package"]) for r in rows)}
     report(Step("Packager", f"{len(rows)} Quilt package revision(s) in s3://{n.registry} "
                 f"({', '.join(f'{k}: {len(list(v.walk()))} entries' for k, v in latest.items())})", rows))
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import omics_edp_cli.packager.lazy_quilt3  # noqa: F401  # isort: skip  (before quilt3: see the module)
 import quilt3  # type: ignore[import-untyped]
 import quilt3.hooks  # type: ignore[import-untyped]
 import quilt3.telemetry  # type: ignore[import-untyped]

@@ -56,6 +56,9 @@ class DeployRequest:
     termination_protection: bool = False
     source: str = "parameters"  # named in error messages (the parameters file)
     source_root: Path | None = None  # package sources (tests build from a modified copy)
+    # The Lambda package, built already by `packaging.build(kind)` (the demo builds both while
+    # its local AWS starts); None builds it here.
+    package: packaging.LambdaPackage | None = None
 
     @property
     def name(self) -> str:
@@ -153,7 +156,9 @@ def deploy_stack(clients: ClientFactory, request: DeployRequest, hooks: DeployHo
         raise ConfigError("--code-bucket is required (no DataLakeBucket to default to)")
     check_code_location(request.kind, bucket, prefix, values)
 
-    package = packaging.build(request.kind, request.source_root, wheel_cache=wheel_cache)
+    package = request.package or packaging.build(request.kind, request.source_root, wheel_cache=wheel_cache)
+    if package.kind != request.kind:
+        raise ConfigError(f"a {package.kind} package cannot be deployed as a {request.kind} stack")
     key = package.s3_key(prefix)
     cfn = CloudFormation(clients.client("cloudformation"), request.name, redact=redact,
                          poll_seconds=hooks.poll_seconds)
