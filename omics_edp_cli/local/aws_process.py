@@ -113,9 +113,9 @@ def build_urls_lazily() -> None:
     """
     from werkzeug.routing.rules import Rule
 
-    original: Any = Rule._compile_builder
-    if getattr(original, "_omics_edp_fixed", False):
-        return
+    original: Any = getattr(Rule, "_compile_builder", None)
+    if original is None or getattr(original, "_omics_edp_fixed", False):
+        return  # another werkzeug (the method is private): builders compiled as it does
 
     def _compile_builder(self: Any, append_unknown: bool = True) -> Any:
         compiled: Any = None
