@@ -320,3 +320,19 @@ def test_lean_gets_are_signed_for_the_region_botocore_signs_for(moto_server, mon
         assert proxy.scopes[1] == proxy.scopes[0]
     finally:
         proxy.close()
+
+
+def test_before_send_handlers_answer_lean_gets_as_they_answer_botocore():
+    """moto's in-process mock answers in botocore's `before-send` event: the lean GET emits it too,
+    so nothing goes to the network (fake credentials would get None from AWS, or no answer)."""
+    from moto import mock_aws
+
+    with mock_aws():
+        s3 = ClientFactory().client("s3")
+        bucket = new_bucket(s3)
+        s3.put_object(Bucket=bucket, Key="m b+ü.json", Body=b'{"m": 1}')
+        sent: list[str] = []
+        s3.meta.events.register("before-send.s3.GetObject", lambda request, **_: sent.append(request.url))
+        lean = learned(s3, bucket, "m b+ü.json")
+        assert lean.get("m b+ü.json") == b'{"m": 1}'
+        assert sent == [f"https://{bucket}.s3.amazonaws.com/m%20b%2B%C3%BC.json"] * 2

@@ -15,7 +15,8 @@ thousands of small objects from one bucket, so `LeanGet` sends a plain GET inste
   the client's own request signer hands out for `s3v4` (botocore's `S3SigV4Auth`, or its CRT
   twin when awscrt is installed) on credentials it freezes for each request (refreshable
   credentials refresh as they do for botocore), and sent on the client's own HTTP session (its
-  connection pool, proxies, CA bundle and timeouts);
+  connection pool, proxies, CA bundle and timeouts) unless a `before-send` handler answers it,
+  as botocore lets one (moto's in-process mock does);
 * only a complete 200 answer is used: its length must match `Content-Length` and a full-object
   checksum S3 sends (CRC32, SHA-1, SHA-256, SHA-512) must match, as botocore checks it. Anything
   else (an error status, a connection error, a checksum it cannot check here) returns None and
@@ -37,6 +38,7 @@ from weakref import WeakKeyDictionary
 from omics_edp_cli.omics.archive import ArchiveStore
 
 _HOOK_ID = "omics-edp-lean-get"
+_BEFORE_SEND = "before-send.s3.GetObject"  # the event botocore's endpoint emits before sending
 _LEARNERS: WeakKeyDictionary[Any, _Learner] = WeakKeyDictionary()
 
 # Full-object checksums S3 may send with `x-amz-checksum-mode: ENABLED`, checked with the stdlib.
@@ -113,7 +115,6 @@ class LeanGet:
     def __init__(self, s3: Any, bucket: str):
         self.bucket = bucket
         self._learner: _Learner | None = None
-        self._send: Any = None
         self._signer: Any = None
         try:
             from botocore.awsrequest import AWSRequest
@@ -121,6 +122,7 @@ class LeanGet:
             self._request_class = AWSRequest
             self._signer = s3._request_signer
             self._session = s3._endpoint.http_session
+            self._events = s3.meta.events
             learner = _LEARNERS.get(s3)
             if learner is None:
                 learner = _LEARNERS[s3] = _Learner()
@@ -140,7 +142,11 @@ class LeanGet:
                 method="GET", url=target.url_prefix + encode_key(key) + target.query,
                 headers={"x-amz-checksum-mode": "ENABLED"})
             self._signer.get_auth_instance("s3", target.region, "s3v4").add_auth(request)
-            response = self._session.send(request.prepare())
+            prepared = request.prepare()
+            # As botocore's endpoint does: a `before-send` handler may answer instead of the
+            # network (moto's in-process mock, a test's or a user's hook).
+            answered = [r for _, r in self._events.emit(_BEFORE_SEND, request=prepared) if r is not None]
+            response = answered[0] if answered else self._session.send(prepared)
             if response.status_code != 200:
                 return None
             body: bytes = response.content
