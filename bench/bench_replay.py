@@ -15,14 +15,12 @@ ListObjectsV2 calls `replay` makes for a one-hour window.
 `--latency MS` makes the receiver take that long per callback, like the real API writing to
 its database (default 0: a local receiver that answers at once).
 
-`--s3-latency MS` is where AWS's latency is: every S3 call of `replay` waits that long first, as a
-GET to real S3 waits 10 to 30 ms on the network (in this bench only: the `send` of its client's HTTP
-session waits, where botocore's calls and replay's plain GETs both go; before, a botocore `before-
-send` hook, which the plain GETs do not pass). Then the naive loop is left out (one GET and one POST
-at a time would take minutes) and the baseline is the receiver's own ceiling: the same payloads
-POSTed by `--concurrency` threads with nothing else to do. Target: replay at least 0.8x that
-ceiling. It prints the CPU each process spent per replayed event (replay, the local S3, the
-receiver).
+`--s3-latency MS` is where AWS's latency is: every S3 call of `replay` waits that long first (a
+botocore `before-send` hook on its client, in this bench only), as a GET to real S3 waits 10 to 30 ms
+on the network. Then the naive loop is left out (one GET and one POST at a time would take
+minutes) and the baseline is the receiver's own ceiling: the same payloads POSTed by
+`--concurrency` threads with nothing else to do. Target: replay at least 0.8x that ceiling.
+It prints the CPU each process spent per replayed event (replay, the local S3, the receiver).
 `--s3 lite` serves S3 from `S3Lite` (in-memory, keep-alive) instead of moto's server, which
 spends 4-5 ms of this machine's CPU per GetObject that real S3 spends on AWS's machines.
 `--profile FILE` writes a yappi profile of the replay (CPU clock, every thread) to FILE.
@@ -277,16 +275,9 @@ def with_tool(bucket: str, url: str, concurrency: int = 8, s3_latency: float = 0
                             api_server=url, concurrency=concurrency)
     clients = ClientFactory()
     if s3_latency:
-        # The network between this machine and S3: every request waits before it is sent. At
-        # the client's HTTP session, which botocore's calls and replay's plain GETs both use.
-        http = clients.client("s3")._endpoint.http_session
-        send = http.send
-
-        def slow_send(request: Any) -> Any:
-            time.sleep(s3_latency)
-            return send(request)
-
-        http.send = slow_send
+        # The network between this machine and S3: every request waits before it is sent.
+        clients.client("s3").meta.events.register(
+            "before-send.s3.*", lambda **_: time.sleep(s3_latency))
     plan = plan_replay(options, clients, env={"OMICS_EDP_API_TOKEN": TOKEN})
     if profile:
         result = profiled(profile, lambda: replay(plan, clients, progress))
