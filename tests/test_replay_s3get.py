@@ -336,3 +336,15 @@ def test_before_send_handlers_answer_lean_gets_as_they_answer_botocore():
         lean = learned(s3, bucket, "m b+ü.json")
         assert lean.get("m b+ü.json") == b'{"m": 1}'
         assert sent == [f"https://{bucket}.s3.amazonaws.com/m%20b%2B%C3%BC.json"] * 2
+
+
+def test_only_a_plain_get_of_the_whole_object_teaches_the_bucket_url(s3):
+    bucket = new_bucket(s3)
+    s3.put_object(Bucket=bucket, Key="v.json", Body=b'{"v": 1}')
+    lean = LeanGet(s3, bucket)
+    s3.get_object(Bucket=bucket, Key="v.json", ResponseContentType="text/plain")["Body"].read()
+    s3.get_object(Bucket=bucket, Key="v.json", Range="bytes=0-1")["Body"].read()
+    s3.get_object(Bucket=bucket, Key="v.json", ExpectedBucketOwner="123456789012")["Body"].read()
+    assert lean.get("v.json") is None
+    s3.get_object(Bucket=bucket, Key="v.json")["Body"].read()
+    assert lean.get("v.json") == b'{"v": 1}'

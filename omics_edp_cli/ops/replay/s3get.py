@@ -6,11 +6,11 @@ parsing, ~3-4 ms of one GIL per object on a slow machine (bench/bench_replay.py)
 thousands of small objects from one bucket, so `LeanGet` sends a plain GET instead:
 
 * where to send it and how to sign it are learned from the client itself: the first successful
-  `GetObject` of a bucket through botocore (an `after-call` hook, registered once per client)
-  gives the URL botocore sent (endpoint, `--endpoint-url` / `AWS_ENDPOINT_URL`, path or virtual
-  style, the region a redirect settled on) and its signing context (SigV4, `s3`, region). Until
-  then, and for a bucket signed any other way (SigV4a, S3 Express), every read goes through
-  botocore;
+  plain `GetObject` of a bucket through botocore (`Bucket` and `Key` only; hooks registered
+  once per client) gives the URL botocore sent (endpoint, `--endpoint-url` /
+  `AWS_ENDPOINT_URL`, path or virtual style, the region a redirect settled on) and its signing
+  context (SigV4, `s3`, region). Until then, and for a bucket signed any other way (SigV4a,
+  S3 Express), every read goes through botocore;
 * each key's URL is that prefix plus the key encoded as botocore encodes it, signed by the auth
   the client's own request signer hands out for `s3v4` (botocore's `S3SigV4Auth`, or its CRT
   twin when awscrt is installed) on credentials it freezes for each request (refreshable
@@ -49,6 +49,10 @@ _CHECKSUMS = {
     "sha512": lambda body: hashlib.sha512(body).digest(),
 }
 _NOT_CHECKSUMS = {"x-amz-checksum-mode", "x-amz-checksum-type"}
+# The GetObject calls a bucket's target is learned from: the whole current object, nothing else.
+_PLAIN = frozenset({"Bucket", "Key", "ChecksumMode"})
+_PLAIN_QUERIES = ("", "x-id=GetObject")
+_PLAIN_MARK = "omics_edp_plain_get"
 
 
 def encode_key(key: str) -> str:
@@ -72,14 +76,22 @@ class _Learner:
     def __init__(self) -> None:
         self.targets: dict[str, Target] = {}
 
+    @staticmethod
+    def before_parameter_build(params: Any = None, context: Any = None, **_: Any) -> None:
+        """Marks in the call's context whether the caller asked for the whole object and nothing
+        else (`context["input_params"]` keeps only `Bucket` and `Key`)."""
+        if isinstance(context, dict):
+            context[_PLAIN_MARK] = isinstance(params, dict) and _PLAIN.issuperset(params)
+
     def after_call(self, http_response: Any = None, context: Any = None, **_: Any) -> None:
         try:
             if http_response is None or http_response.status_code != 200 or not context:
                 return
             params, signing = context.get("input_params") or {}, context.get("signing") or {}
             bucket, key = params.get("Bucket"), params.get("Key")
-            if not isinstance(bucket, str) or not isinstance(key, str):
-                return
+            plain = context.get(_PLAIN_MARK) is True
+            if not plain or not isinstance(bucket, str) or not isinstance(key, str):
+                return  # a version, a range, SSE-C keys, response overrides...: not a plain GET
             target = _target(http_response.url, key, context.get("auth_type"), signing)
             if target is None:
                 self.targets.pop(bucket, None)
@@ -99,7 +111,7 @@ def _target(url: Any, key: str, auth_type: Any, signing: dict[str, Any]) -> Targ
         return None  # per-request identities (S3 Express): not plain SigV4 on the client's keys
     parts = urlsplit(url)
     encoded = encode_key(key)
-    if not parts.path.endswith(encoded) or parts.fragment:
+    if not parts.path.endswith(encoded) or parts.fragment or parts.query not in _PLAIN_QUERIES:
         return None
     prefix = url[: len(url) - len(parts.query) - (1 if parts.query else 0) - len(encoded)]
     return Target(prefix, f"?{parts.query}" if parts.query else "", region)
@@ -126,6 +138,8 @@ class LeanGet:
             learner = _LEARNERS.get(s3)
             if learner is None:
                 learner = _LEARNERS[s3] = _Learner()
+                s3.meta.events.register("before-parameter-build.s3.GetObject",
+                                        learner.before_parameter_build, unique_id=_HOOK_ID + "-params")
                 s3.meta.events.register("after-call.s3.GetObject", learner.after_call,
                                         unique_id=_HOOK_ID)
             self._learner = learner
