@@ -348,3 +348,37 @@ def test_only_a_plain_get_of_the_whole_object_teaches_the_bucket_url(s3):
     assert lean.get("v.json") is None
     s3.get_object(Bucket=bucket, Key="v.json")["Body"].read()
     assert lean.get("v.json") == b'{"v": 1}'
+
+
+def test_after_three_objects_in_a_row_botocore_read_where_lean_gets_failed_reads_stay_with_botocore(
+        moto_server, monkeypatch):
+    bucket = new_bucket(boto3.client("s3", endpoint_url=moto_server))
+    proxy = FlakyProxy(moto_server, failures=1)  # each object's first GET: 500
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        s3 = ClientFactory().client("s3")
+        keys = [f"k{i}.json" for i in range(6)]
+        for key in keys:
+            put_payload(s3, bucket, {"key": key}, key=key)
+        store = LeanArchiveStore(s3, bucket, "")
+        assert store.get_json("k0.json") == {"key": "k0.json"}  # botocore (retried), learns
+        assert not store.lean.misses
+        for key in keys[1:4]:  # lean GET: 500; botocore: the object
+            assert store.get_json(key) == {"key": key}
+            assert proxy.gets[f"/{bucket}/{key}"] == 2
+        assert store.lean.misses == 3 and not store.lean.ready
+        assert store.lean.get("k4.json") is None and f"/{bucket}/k4.json" not in proxy.gets
+        assert store.get_json("k4.json") == {"key": "k4.json"}  # botocore alone: 500, retry
+        assert proxy.gets[f"/{bucket}/k4.json"] == 2
+    finally:
+        proxy.close()
+
+
+def test_a_lean_answer_resets_the_breaker(s3):
+    bucket = new_bucket(s3)
+    put_payload(s3, bucket, {"a": 1}, key="a.json")
+    store = LeanArchiveStore(s3, bucket, "")
+    s3.get_object(Bucket=bucket, Key="a.json")["Body"].read()
+    store.lean.misses = LeanGet.MAX_MISSES - 1
+    assert store.get_json("a.json") == {"a": 1}
+    assert store.lean.misses == 0

@@ -22,6 +22,8 @@ thousands of small objects from one bucket, so `LeanGet` sends a plain GET inste
   else (an error status, a connection error, a checksum it cannot check here) returns None and
   the caller reads the object through botocore's `get_object`, which retries and raises exactly
   as it always did. Nothing of the request (signature, credentials) goes into any error text.
+  After three objects in a row that botocore read where the lean GET had failed, reads stay
+  with botocore (an S3 that refuses these GETs costs three extra requests, not one per object).
 """
 
 from __future__ import annotations
@@ -122,10 +124,17 @@ class LeanGet:
 
     `get(key)` returns the object's bytes, or None when the caller must read it through botocore
     (nothing learned yet for the bucket, or anything but a complete, verified 200 answer).
+
+    A breaker for what no local test can show (an S3 that refuses these GETs but not botocore's):
+    after `MAX_MISSES` objects in a row that botocore read where a lean GET had failed
+    (`botocore_served`), `get` answers None at once, and every read is botocore's again.
     """
+
+    MAX_MISSES = 3
 
     def __init__(self, s3: Any, bucket: str):
         self.bucket = bucket
+        self.misses = 0  # in a row; approximate under threads, which is all a breaker needs
         self._learner: _Learner | None = None
         self._signer: Any = None
         try:
@@ -146,10 +155,20 @@ class LeanGet:
         except Exception:  # not a botocore S3 client as expected: never lean
             self._learner = None
 
+    @property
+    def ready(self) -> bool:
+        """Whether `get` will try a lean GET (a target is known and the breaker is closed)."""
+        learner = self._learner
+        return bool(learner and self.bucket in learner.targets and self.misses < self.MAX_MISSES)
+
+    def botocore_served(self) -> None:
+        """botocore read an object a lean GET could not: one more miss in a row."""
+        self.misses += 1
+
     def get(self, key: str) -> bytes | None:
         learner = self._learner
         target = learner.targets.get(self.bucket) if learner else None
-        if target is None:
+        if target is None or self.misses >= self.MAX_MISSES:
             return None
         try:
             request = self._request_class(
@@ -170,7 +189,10 @@ class LeanGet:
         length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) != len(body)):
             return None
-        return body if _checksums_match(headers, body) else None
+        if not _checksums_match(headers, body):
+            return None
+        self.misses = 0
+        return body
 
 
 def _checksums_match(headers: Any, body: bytes) -> bool:
@@ -199,7 +221,11 @@ class LeanArchiveStore(ArchiveStore):
         self.lean = LeanGet(s3, bucket)
 
     def get_json(self, key: str) -> Any:
+        tried = self.lean.ready
         body = self.lean.get(key)
         if body is None:
-            return super().get_json(key)
+            document = super().get_json(key)  # raises as it always did
+            if tried:
+                self.lean.botocore_served()
+            return document
         return json.loads(body)
