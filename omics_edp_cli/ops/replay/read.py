@@ -16,6 +16,7 @@ from omics_edp_cli.errors import ArchiveError
 from omics_edp_cli.omics.archive import KEY_RE, ArchiveStore, time_from_key
 from omics_edp_cli.omics.event import parse_time
 from omics_edp_cli.ops.replay.report import INVALID, EventOutcome
+from omics_edp_cli.ops.replay.s3get import LeanArchiveStore
 
 if TYPE_CHECKING:
     from omics_edp_cli.ops.replay.plan import ReplayPlan
@@ -137,7 +138,8 @@ class ArchiveReader:
 
     def __init__(self, plan: ReplayPlan, s3: Any, keys: list[str], threads: int = READ_THREADS):
         self.plan = plan
-        self.store = ArchiveStore(s3, plan.bucket, plan.prefix)
+        # Plain signed GETs on the client's own pool, botocore's get_object when they do not answer.
+        self.store: ArchiveStore = LeanArchiveStore(s3, plan.bucket, plan.prefix)
         ours = [deterministic_key(k) for k in keys]
         seed = [k for k, o in zip(keys, ours, strict=True) if not o]
         self.seed_count = len(seed)
