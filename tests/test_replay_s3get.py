@@ -183,6 +183,48 @@ def test_a_checksum_that_does_not_match_goes_to_botocore(s3):
         LeanArchiveStore(s3, bucket, "").get_json("c.json")
 
 
+@pytest.mark.parametrize("algorithm", ["CRC32C", "CRC64NVME"])
+def test_objects_with_the_crcs_s3_stores_by_default_are_read_lean_and_checked(s3, algorithm):
+    """S3 stores CRC64NVME for an object uploaded without a checksum of its own (older SDKs, the
+    Lambda runtime's boto3): such objects are read lean, their checksum checked as botocore
+    checks it (awscrt computes both), and a mismatch still goes to botocore."""
+    pytest.importorskip("awscrt")
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    bucket = new_bucket(s3)
+    s3.put_object(Bucket=bucket, Key="c.json", Body=b'{"a": 1}', ChecksumAlgorithm=algorithm)
+    lean = learned(s3, bucket, "c.json")
+    assert lean.get("c.json") == b'{"a": 1}'
+    stored = s3_backends[DEFAULT_ACCOUNT_ID]["aws"].get_object(bucket, "c.json")
+    assert stored is not None and stored.checksum_algorithm == algorithm
+    stored.value = b'{"a": 2}'  # the stored checksum stays the old body's
+    assert lean.get("c.json") is None
+
+
+def test_a_content_length_that_is_not_ascii_digits_goes_to_botocore(s3):
+    """`"\u00b2".isdigit()` is true but int() refuses it: the answer is not used, nothing raised."""
+    from botocore.awsrequest import AWSResponse
+
+    bucket = new_bucket(s3)
+    s3.put_object(Bucket=bucket, Key="a.json", Body=b"{}")
+    lean = learned(s3, bucket, "a.json")
+
+    class Raw:
+        def stream(self, *_: Any, **__: Any) -> Iterator[bytes]:
+            yield b"{}"
+
+    def answer(request: Any, **_: Any) -> AWSResponse:
+        return AWSResponse(request.url, 200, {"content-length": "\u00b2"}, Raw())
+
+    s3.meta.events.register_first("before-send.s3.GetObject", answer, unique_id="odd-length")
+    try:
+        assert lean.get("a.json") is None
+    finally:
+        s3.meta.events.unregister("before-send.s3.GetObject", unique_id="odd-length")
+    assert lean.get("a.json") == b"{}"
+
+
 class FlakyProxy:
     """An HTTP proxy in front of the moto server that answers 500 to the first `failures` GETs of
     each object, then forwards; counts the GETs per key."""

@@ -108,16 +108,20 @@ print("same")
     assert done.stdout.strip() == "same"
 
 
-def test_a_message_past_its_queue_retention_period_is_not_received():
+def test_a_message_past_its_queue_retention_period_is_not_received(monkeypatch: pytest.MonkeyPatch):
     """The local AWS checks retention from the queue's field (moto walked every message for it)."""
     import boto3
     from moto import mock_aws
     from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.sqs.models import sqs_backends
+    from moto.sqs.models import SQSBackend, sqs_backends
 
     from omics_edp_cli.local.aws_process import read_retention_period_directly
 
+    # Put back moto's own check when the test ends: the patch belongs to the local AWS process.
+    name = "is_message_valid_based_on_retention_period"
+    monkeypatch.setattr(SQSBackend, name, getattr(SQSBackend, name))
     read_retention_period_directly()
+    assert getattr(getattr(SQSBackend, name), "_omics_edp_fixed", False)  # the patch is what runs
     with mock_aws():
         sqs = boto3.client("sqs", region_name="us-east-1")
         url = sqs.create_queue(QueueName="retained", Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]

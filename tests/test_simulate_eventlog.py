@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -115,3 +117,33 @@ def test_the_source_reads_fast_and_general_lines_alike(tmp_path) -> None:
     assert keys == ["run-1/Data/s_1.bcl.gz", "run-2/x", "run 3/y"]
     assert [n for n, _ in bad] == [3, 6] and bad[0][1].startswith("not JSON")
     assert "bad event time" in bad[1][1] and source.malformed == 2
+
+
+# A byte that is not UTF-8 in a field the simulator does not read, as stdin gives it in a C locale
+# (`surrogateescape`): a lone surrogate in the text, which msgspec cannot take.
+LATIN1_LINE = LINE.encode().replace(b'"123456789012"', b'"caf\xe9"')
+
+
+def test_a_lone_surrogate_goes_the_general_way() -> None:
+    line = LATIN1_LINE.decode("utf-8", "surrogateescape")
+    assert "\udce9" in line
+    assert fast(line) is None
+    assert general(line) == general(LINE)
+
+
+def test_stdin_with_bytes_that_are_not_utf8_gives_its_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    stdin = io.TextIOWrapper(io.BytesIO(LATIN1_LINE + LINE.encode()), encoding="utf-8",
+                             errors="surrogateescape")
+    monkeypatch.setattr(sys, "stdin", stdin)
+    bad: list[tuple[int, str]] = []
+    source = EventLogSource("-", lambda n, r: bad.append((n, r)))
+    assert [e.key for e in source] == ["run-1/Data/s_1.bcl.gz"] * 2
+    assert bad == [] and source.malformed == 0
+
+
+def test_a_huge_integer_in_a_field_not_read_is_skipped_by_the_fast_way() -> None:
+    """The one difference kept on purpose (see eventlog's docstring): json.loads refuses an
+    integer past Python's 4,300-digit limit anywhere in the line; msgspec skips it unread."""
+    line = LINE.replace('"123456789012"', "1" * 5000)
+    assert general(line) == "ValueError"
+    assert fast(line) == general(LINE)

@@ -18,8 +18,9 @@ thousands of small objects from one bucket, so `LeanGet` sends a plain GET inste
   connection pool, proxies, CA bundle and timeouts) unless a `before-send` handler answers it,
   as botocore lets one (moto's in-process mock does);
 * only a complete 200 answer is used: its length must match `Content-Length` and a full-object
-  checksum S3 sends (CRC32, SHA-1, SHA-256, SHA-512) must match, as botocore checks it. Anything
-  else (an error status, a connection error, a checksum it cannot check here) returns None and
+  checksum S3 sends must match, computed by botocore's own checksum classes (CRC32, SHA; CRC32C
+  and CRC64NVME with awscrt), as botocore checks it. Anything else (an error status, a
+  connection error, a mismatch) returns None and
   the caller reads the object through botocore's `get_object`, which retries and raises exactly
   as it always did. Nothing of the request (signature, credentials) goes into any error text.
   After three objects in a row that botocore read where the lean GET had failed, reads stay
@@ -32,6 +33,7 @@ import base64
 import hashlib
 import json
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -43,13 +45,39 @@ _HOOK_ID = "omics-edp-lean-get"
 _BEFORE_SEND = "before-send.s3.GetObject"  # the event botocore's endpoint emits before sending
 _LEARNERS: WeakKeyDictionary[Any, _Learner] = WeakKeyDictionary()
 
-# Full-object checksums S3 may send with `x-amz-checksum-mode: ENABLED`, checked with the stdlib.
-_CHECKSUMS = {
+# Full-object checksums S3 may send with `x-amz-checksum-mode: ENABLED`, computed with the stdlib
+# when botocore's own table (below) is not there.
+_STDLIB_CHECKSUMS: dict[str, Callable[[bytes], bytes]] = {
     "crc32": lambda body: zlib.crc32(body).to_bytes(4, "big"),
     "sha1": lambda body: hashlib.sha1(body).digest(),
     "sha256": lambda body: hashlib.sha256(body).digest(),
     "sha512": lambda body: hashlib.sha512(body).digest(),
 }
+
+
+def _botocore_checksums() -> dict[str, Callable[[bytes], bytes]] | None:
+    """The response checksums botocore itself checks here: CRC32 and SHA always; CRC32C and
+    CRC64NVME (which S3 stores for an object uploaded without a checksum of its own) and xxHash
+    when awscrt is installed. None when this botocore has no such table (the name is private)."""
+    try:
+        from botocore.httpchecksum import _CHECKSUM_CLS  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+
+    def computer(cls: Any) -> Callable[[bytes], bytes]:
+        def compute(body: bytes) -> bytes:
+            checksum = cls()
+            checksum.update(body)
+            return bytes(checksum.digest())
+        return compute
+
+    return {name: computer(cls) for name, cls in dict(_CHECKSUM_CLS).items()}
+
+
+# With botocore's table, a checksum it cannot compute is skipped, as botocore skips it; with the
+# stdlib's, such a checksum sends the read to botocore.
+_BOTOCORE_CHECKSUMS = _botocore_checksums()
+_CHECKSUMS = _BOTOCORE_CHECKSUMS if _BOTOCORE_CHECKSUMS is not None else _STDLIB_CHECKSUMS
 _NOT_CHECKSUMS = {"x-amz-checksum-mode", "x-amz-checksum-type"}
 # The GetObject calls a bucket's target is learned from: the whole current object, nothing else.
 _PLAIN = frozenset({"Bucket", "Key", "ChecksumMode"})
@@ -187,7 +215,7 @@ class LeanGet:
         except Exception:  # botocore's get_object retries it and says what failed
             return None
         length = headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) != len(body)):
+        if length is not None and (not (length.isascii() and length.isdigit()) or int(length) != len(body)):
             return None
         if not _checksums_match(headers, body):
             return None
@@ -196,14 +224,16 @@ class LeanGet:
 
 
 def _checksums_match(headers: Any, body: bytes) -> bool:
-    """Whether every full-object checksum in `headers` matches `body` (False for one we cannot
-    compute here: botocore checks it then). Composite ones (`…-N`, multipart) are not checked,
-    as botocore does not check them."""
+    """Whether every full-object checksum in `headers` that botocore would check matches `body`.
+    Composite ones (`…-N`, multipart) are not checked, as botocore does not check them; nor is
+    one botocore cannot compute here (CRC64NVME without awscrt), as botocore skips it too."""
     for name, value in headers.items():
         name = name.lower()
         if not name.startswith("x-amz-checksum-") or name in _NOT_CHECKSUMS or "-" in value:
             continue
         compute = _CHECKSUMS.get(name[len("x-amz-checksum-"):])
+        if compute is None and _BOTOCORE_CHECKSUMS is not None:
+            continue
         try:
             if compute is None or compute(body) != base64.b64decode(value, validate=True):
                 return False
