@@ -99,7 +99,21 @@ def test_the_same_bytes_as_botocore_for_keys_that_need_encoding_signed_as_moto_c
 
 
 def test_encode_key_is_botocores_path_encoding():
+    from botocore.utils import percent_encode
+
     assert encode_key("a b/ü+x~y=1&z%.json") == "a%20b/%C3%BC%2Bx~y%3D1%26z%25.json"
+    for key in ("a b/ü+x~y=1&z%.json", "!*'();:@&=+$,?#[]%.json", "/lead//x/./y/../z", "\t\n\x7f😀"):
+        assert encode_key(key) == percent_encode(key, safe="/~")
+
+
+def archive_errors(s3: Any, bucket: str, key: str) -> list[str]:
+    """The `ArchiveError` text of reading `key` the lean way and through botocore only."""
+    errors = []
+    for store in (LeanArchiveStore(s3, bucket, ""), ArchiveStore(s3, bucket, "")):
+        with pytest.raises(ArchiveError) as caught:
+            store.get_json(key)
+        errors.append(str(caught.value))
+    return errors
 
 
 def test_missing_key_gives_the_same_archive_error_as_botocore(s3):
@@ -107,11 +121,7 @@ def test_missing_key_gives_the_same_archive_error_as_botocore(s3):
     put_payload(s3, bucket, {"ok": 1}, key="present.json")
     lean = learned(s3, bucket, "present.json")
     assert lean.get("absent.json") is None
-    errors = []
-    for store in (LeanArchiveStore(s3, bucket, ""), ArchiveStore(s3, bucket, "")):
-        with pytest.raises(ArchiveError) as caught:
-            store.get_json("absent.json")
-        errors.append(str(caught.value))
+    errors = archive_errors(s3, bucket, "absent.json")
     assert errors[0] == errors[1]
     assert "NoSuchKey" in errors[0] and f"s3://{bucket}/absent.json" in errors[0]
     assert read_event(LeanArchiveStore(s3, bucket, ""), "absent.json") == read_event(
@@ -133,11 +143,7 @@ def test_access_denied_gives_the_same_archive_error_as_botocore(moto_server, mon
             "Version": "2012-10-17",
             "Statement": [{"Effect": "Deny", "Action": "s3:GetObject", "Resource": "*"}]}))
         assert lean.get("k.json") is None
-        errors = []
-        for store in (LeanArchiveStore(s3, bucket, ""), ArchiveStore(s3, bucket, "")):
-            with pytest.raises(ArchiveError) as caught:
-                store.get_json("k.json")
-            errors.append(str(caught.value))
+        errors = archive_errors(s3, bucket, "k.json")
     assert errors[0] == errors[1] and "AccessDenied" in errors[0]
     assert secret not in errors[0] and "Signature" not in errors[0]
 
