@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 
@@ -61,6 +62,17 @@ def speed_up_botocore() -> None:
     loader.list_available_services = list_available_services
 
 
+def _replace_once(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
+    """`owner.name = make(original)`, marked, so that a second call leaves it as it is; nothing
+    when this version of the library has no such attribute (they are its internals)."""
+    original = getattr(owner, name, None)
+    if original is None or getattr(original, "_omics_edp_fixed", False):
+        return
+    replacement = make(original)
+    replacement._omics_edp_fixed = True
+    setattr(owner, name, replacement)
+
+
 def parse_moto_resources_faster() -> None:
     """moto's data files (EC2's instance types, ~100 files read when its CloudFormation is
     imported) parsed by msgspec, twice as fast; the same values. Before moto's services are
@@ -92,15 +104,12 @@ def read_the_clock_directly() -> None:
 
     import moto.core.utils as utils
 
-    original = utils.unix_time
-    if getattr(original, "_omics_edp_fixed", False):
-        return
+    def make(original: Any) -> Any:
+        def unix_time(dt: Any = None) -> float:
+            return time.time() if dt is None else float(original(dt))
+        return unix_time
 
-    def unix_time(dt: Any = None) -> float:
-        return time.time() if dt is None else float(original(dt))
-
-    unix_time._omics_edp_fixed = True  # type: ignore[attr-defined]
-    utils.unix_time = unix_time
+    _replace_once(utils, "unix_time", make)
 
 
 def build_urls_lazily() -> None:
@@ -113,23 +122,21 @@ def build_urls_lazily() -> None:
     """
     from werkzeug.routing.rules import Rule
 
-    original: Any = getattr(Rule, "_compile_builder", None)
-    if original is None or getattr(original, "_omics_edp_fixed", False):
-        return  # another werkzeug (the method is private): builders compiled as it does
+    def make(original: Any) -> Any:
+        def _compile_builder(self: Any, append_unknown: bool = True) -> Any:
+            compiled: Any = None
 
-    def _compile_builder(self: Any, append_unknown: bool = True) -> Any:
-        compiled: Any = None
+            def builder(rule: Any, *args: Any, **kwargs: Any) -> Any:
+                nonlocal compiled
+                if compiled is None:
+                    compiled = original(rule, append_unknown)
+                return compiled(rule, *args, **kwargs)
 
-        def builder(rule: Any, *args: Any, **kwargs: Any) -> Any:
-            nonlocal compiled
-            if compiled is None:
-                compiled = original(rule, append_unknown)
-            return compiled(rule, *args, **kwargs)
+            return builder
+        return _compile_builder
 
-        return builder
-
-    _compile_builder._omics_edp_fixed = True  # type: ignore[attr-defined]
-    Rule._compile_builder = _compile_builder  # type: ignore[method-assign]
+    # Another werkzeug may have no such (private) method: builders are then compiled as it does.
+    _replace_once(Rule, "_compile_builder", make)
 
 
 def speed_up_moto() -> None:
@@ -182,16 +189,13 @@ def read_retention_period_directly() -> None:
     from moto.core.utils import unix_time
     from moto.sqs.models import SQSBackend
 
-    if getattr(SQSBackend.is_message_valid_based_on_retention_period, "_omics_edp_fixed", False):
-        return
+    def make(original: Any) -> Any:
+        def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
+            retention_period = self.get_queue(queue_name).message_retention_period
+            return bool(retention_period + message.sent_timestamp / 1000 > unix_time())
+        return is_message_valid_based_on_retention_period
 
-    def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
-        retention_period = self.get_queue(queue_name).message_retention_period
-        return bool(retention_period + message.sent_timestamp / 1000 > unix_time())
-
-    is_message_valid_based_on_retention_period._omics_edp_fixed = True  # type: ignore[attr-defined]
-    SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
-        is_message_valid_based_on_retention_period)
+    _replace_once(SQSBackend, "is_message_valid_based_on_retention_period", make)
 
 
 def serve(port: int) -> None:

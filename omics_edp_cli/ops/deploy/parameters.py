@@ -45,11 +45,9 @@ def _cfn_loader() -> Any:
 
 def load_cfn_yaml(body: str) -> Any:
     """A CloudFormation template's YAML as plain values (`!Sub "x"` is "x")."""
-    loader = _cfn_loader()(body)
-    try:
-        return loader.get_single_data()
-    finally:
-        loader.dispose()
+    import yaml
+
+    return yaml.load(body, Loader=_cfn_loader())  # a safe loader, short tags added
 
 
 @dataclass(frozen=True)

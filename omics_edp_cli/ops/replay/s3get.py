@@ -20,19 +20,17 @@ thousands of small objects from one bucket, so `LeanGet` sends a plain GET inste
 * only a complete 200 answer is used: its length must match `Content-Length` and a full-object
   checksum S3 sends must match, computed by botocore's own checksum classes (CRC32, SHA; CRC32C
   and CRC64NVME with awscrt), as botocore checks it. Anything else (an error status, a
-  connection error, a mismatch) returns None and
-  the caller reads the object through botocore's `get_object`, which retries and raises exactly
-  as it always did. Nothing of the request (signature, credentials) goes into any error text.
-  After three objects in a row that botocore read where the lean GET had failed, reads stay
-  with botocore (an S3 that refuses these GETs costs three extra requests, not one per object).
+  connection error, a mismatch) returns None and the caller reads the object through botocore's
+  `get_object`, which retries and raises exactly as it always did. Nothing of the request
+  (signature, credentials) goes into any error text. After three objects in a row that botocore
+  read where the lean GET had failed, reads stay with botocore (an S3 that refuses these GETs
+  costs three extra requests, not one per object).
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -44,16 +42,6 @@ from omics_edp_cli.omics.archive import ArchiveStore
 _HOOK_ID = "omics-edp-lean-get"
 _BEFORE_SEND = "before-send.s3.GetObject"  # the event botocore's endpoint emits before sending
 _LEARNERS: WeakKeyDictionary[Any, _Learner] = WeakKeyDictionary()
-
-# Full-object checksums S3 may send with `x-amz-checksum-mode: ENABLED`, computed with the stdlib
-# when botocore's own table (below) is not there.
-_STDLIB_CHECKSUMS: dict[str, Callable[[bytes], bytes]] = {
-    "crc32": lambda body: zlib.crc32(body).to_bytes(4, "big"),
-    "sha1": lambda body: hashlib.sha1(body).digest(),
-    "sha256": lambda body: hashlib.sha256(body).digest(),
-    "sha512": lambda body: hashlib.sha512(body).digest(),
-}
-
 
 def _botocore_checksums() -> dict[str, Callable[[bytes], bytes]] | None:
     """The response checksums botocore itself checks here: CRC32 and SHA always; CRC32C and
@@ -74,10 +62,9 @@ def _botocore_checksums() -> dict[str, Callable[[bytes], bytes]] | None:
     return {name: computer(cls) for name, cls in dict(_CHECKSUM_CLS).items()}
 
 
-# With botocore's table, a checksum it cannot compute is skipped, as botocore skips it; with the
-# stdlib's, such a checksum sends the read to botocore.
-_BOTOCORE_CHECKSUMS = _botocore_checksums()
-_CHECKSUMS = _BOTOCORE_CHECKSUMS if _BOTOCORE_CHECKSUMS is not None else _STDLIB_CHECKSUMS
+# The full-object checksums S3 may send with `x-amz-checksum-mode: ENABLED`, computed by
+# botocore's own classes; None: any checksum sends the read to botocore.
+_CHECKSUMS = _botocore_checksums()
 _NOT_CHECKSUMS = {"x-amz-checksum-mode", "x-amz-checksum-type"}
 # The GetObject calls a bucket's target is learned from: the whole current object, nothing else.
 _PLAIN = frozenset({"Bucket", "Key", "ChecksumMode"})
@@ -231,11 +218,13 @@ def _checksums_match(headers: Any, body: bytes) -> bool:
         name = name.lower()
         if not name.startswith("x-amz-checksum-") or name in _NOT_CHECKSUMS or "-" in value:
             continue
+        if _CHECKSUMS is None:
+            return False
         compute = _CHECKSUMS.get(name[len("x-amz-checksum-"):])
-        if compute is None and _BOTOCORE_CHECKSUMS is not None:
-            continue
+        if compute is None:
+            continue  # botocore cannot compute it either, and skips it
         try:
-            if compute is None or compute(body) != base64.b64decode(value, validate=True):
+            if compute(body) != base64.b64decode(value, validate=True):
                 return False
         except ValueError:
             return False
